@@ -1,0 +1,457 @@
+"""Soft Focus Generator (SFG): the FAIRS encoding of extreme points and clicks.
+
+Implements SPEC section 1 (paper section 3.1). Coordinates are (x, y) floats in
+canvas pixels: the pixel at row ``i`` and column ``j`` sits at ``(x, y) = (j, i)``.
+The output is an ``(H, W)`` float32 map in ``[0, 1]``.
+
+Two implementations share one signature and one input check:
+
+- :func:`soft_focus_reference` follows the paper's equations step by step in
+  plain NumPy, over the whole canvas.
+- :func:`soft_focus` is the fast one (Numba, parallel over rows, cached to disk).
+  It finds the potential's minimum with a few evaluations per row (the potential
+  is convex), then makes one pass over the output: potential, normalisation and
+  decay inside the box, and only the parts of the click Gaussians above
+  ``_GAUSSIAN_CUTOFF`` (Gaussians are separable, exp(a+b) = exp(a) exp(b)).
+  It equals the reference within 2e-6 (``_SINGLE_BOUND``, see the kernel) plus
+  ``_GAUSSIAN_CUTOFF``; the tests hold it to 1e-5.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Union
+
+import numba
+import numpy as np
+
+__all__ = [
+    "BETA",
+    "KAPPA",
+    "SIGMA",
+    "soft_focus",
+    "soft_focus_reference",
+    "gaussian_fwhm",
+]
+
+# Paper / SPEC defaults. The runtime reads the values a model was trained with
+# from that model's metadata; these are only the defaults of the signature.
+BETA: float = 5.0
+KAPPA: float = 2.0
+SIGMA: float = 10.0
+
+#: Floor of the potential before inversion (SPEC 1.2: r = 1 / max(pi, 1e-6)).
+_PI_FLOOR = 1e-6
+#: -4 ln 2: with sigma the full width at half maximum, g = exp(_FWHM_K * d^2 / sigma^2).
+_FWHM_K = -4.0 * math.log(2.0)
+#: The fast path skips Gaussian tails below this value (beyond about 2.7 sigma), so
+#: it differs from the reference by at most this much there.
+_GAUSSIAN_CUTOFF = 1e-9
+#: Largest error the fast path may add by taking float32 square roots (see the kernel).
+_SINGLE_BOUND = 2e-6
+
+Points = Union[Sequence[Sequence[float]], np.ndarray]
+
+
+# --------------------------------------------------------------------------- #
+# Input checks (shared)
+# --------------------------------------------------------------------------- #
+def _check_shape(shape: Sequence[int]) -> tuple[int, int]:
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(f"shape must be a (height, width) pair, got {shape!r}") from None
+    if len(dims) != 2:
+        raise ValueError(f"shape must be a (height, width) pair, got {shape!r}")
+    out = []
+    for name, d in zip(("height", "width"), dims):
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
+            raise ValueError(f"shape {name} must be an integer, got {d!r}")
+        if d <= 0:
+            raise ValueError(f"shape {name} must be positive, got {d}")
+        out.append(int(d))
+    return out[0], out[1]
+
+
+def _check_points(points: Points | None, name: str, min_count: int) -> np.ndarray:
+    """Return ``points`` as a C-contiguous (n, 2) float64 array of (x, y)."""
+    if points is None:
+        points = ()
+    try:
+        arr = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of (x, y) pairs, got {points!r}") from None
+    if arr.size == 0:
+        arr = arr.reshape(0, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(
+            f"{name} must have shape (n, 2) as (x, y) pairs, got an array of shape {arr.shape}"
+        )
+    if arr.shape[0] < min_count:
+        raise ValueError(
+            f"{name} needs at least {min_count} points, got {arr.shape[0]}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite coordinates: {arr.tolist()}")
+    return np.ascontiguousarray(arr)
+
+
+def _check_parameters(beta: float, kappa: float, sigma: float) -> tuple[float, float, float]:
+    values = []
+    for name, value, low, inclusive in (
+        ("beta", beta, 0.0, False),
+        ("kappa", kappa, 1.0, True),
+        ("sigma", sigma, 0.0, False),
+    ):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+        ok = math.isfinite(v) and (v >= low if inclusive else v > low)
+        if not ok:
+            bound = f">= {low:g}" if inclusive else f"> {low:g}"
+            raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+        values.append(v)
+    return values[0], values[1], values[2]
+
+
+def _check_inputs(shape, extreme_points, positive_clicks, negative_clicks, beta, kappa, sigma):
+    height, width = _check_shape(shape)
+    extreme = _check_points(extreme_points, "extreme_points", 2)
+    positive = _check_points(positive_clicks, "positive_clicks", 0)
+    negative = _check_points(negative_clicks, "negative_clicks", 0)
+    beta, kappa, sigma = _check_parameters(beta, kappa, sigma)
+    return height, width, extreme, positive, negative, beta, kappa, sigma
+
+
+# --------------------------------------------------------------------------- #
+# Reference implementation: the paper's equations, readable
+# --------------------------------------------------------------------------- #
+def gaussian_fwhm(xx: np.ndarray, yy: np.ndarray, points: np.ndarray, sigma: float) -> np.ndarray:
+    """G(x) = max over points c of exp(-4 ln2 ||x - c||^2 / sigma^2); 0 for no points.
+
+    ``xx``/``yy`` are coordinate grids of one shape; ``points`` is (n, 2) as (x, y).
+    """
+    g = np.zeros(np.broadcast(xx, yy).shape, dtype=np.float64)
+    for cx, cy in points:
+        g = np.maximum(g, np.exp(_FWHM_K * ((xx - cx) ** 2 + (yy - cy) ** 2) / sigma**2))
+    return g
+
+
+def soft_focus_reference(
+    shape: tuple[int, int],
+    extreme_points: Points,
+    positive_clicks: Points = (),
+    negative_clicks: Points = (),
+    beta: float = BETA,
+    kappa: float = KAPPA,
+    sigma: float = SIGMA,
+) -> np.ndarray:
+    """The soft focus map psi, computed literally as SPEC section 1 writes it.
+
+    Args:
+        shape: canvas (H, W).
+        extreme_points: (n, 2) extreme points as (x, y), n >= 2, in canvas pixels.
+        positive_clicks: (m, 2) "this is object" clicks (the paper's FPC role, eq. 3).
+        negative_clicks: (k, 2) "this is background" clicks (eq. 2).
+        beta: decay exponent of the normalised inverse potential (> 0).
+        kappa: order of the Minkowski norm of the n-ellipse (>= 1).
+        sigma: full width at half maximum of the click Gaussians, pixels (> 0).
+
+    Returns:
+        (H, W) float32 in [0, 1].
+    """
+    h, w, ep, pos, neg, beta, kappa, sigma = _check_inputs(
+        shape, extreme_points, positive_clicks, negative_clicks, beta, kappa, sigma
+    )
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+
+    # 1. n-ellipse potential: pi(x) = sum_i ||x - p_i||_kappa
+    potential = np.zeros((h, w), dtype=np.float64)
+    for px, py in ep:
+        potential += (np.abs(xx - px) ** kappa + np.abs(yy - py) ** kappa) ** (1.0 / kappa)
+
+    # 2. inverse potential
+    r = 1.0 / np.maximum(potential, _PI_FLOOR)
+
+    # 3. min-max normalisation over the whole canvas
+    r_min, r_max = r.min(), r.max()
+    normalised = np.ones_like(r) if r_max == r_min else (r - r_min) / (r_max - r_min)
+
+    # 4. decay and bounding-box mask, borders included
+    (x_min, y_min), (x_max, y_max) = ep.min(axis=0), ep.max(axis=0)
+    box = (xx >= x_min) & (xx <= x_max) & (yy >= y_min) & (yy <= y_max)
+    pi_hat = normalised**beta * box
+
+    # 5. negative clicks (eq. 2), 6. positive clicks (eq. 3), 7. extreme points
+    pi_t = np.minimum(pi_hat, 1.0 - gaussian_fwhm(xx, yy, neg, sigma))
+    pi_t = np.maximum(pi_t, gaussian_fwhm(xx, yy, pos, sigma))
+    psi = np.maximum(pi_t, gaussian_fwhm(xx, yy, ep, sigma))
+    return psi.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- #
+# Fast implementation
+# --------------------------------------------------------------------------- #
+def _potential_window(h: int, w: int, ep: np.ndarray) -> tuple[int, int, int, int]:
+    """Rows [r0, r1] and columns [c0, c1] (inclusive) that hold the potential's grid minimum.
+
+    For every norm order kappa >= 1 each term ||x - p||_kappa strictly increases
+    with |x - p_x| at fixed |y - p_y| (and vice versa). A pixel left of
+    floor(min p_x) therefore has a strictly smaller potential one column to its
+    right, and likewise on every side: the minimum over the canvas grid, and the
+    minimum of every row, lie in the extreme points' box rounded outwards and
+    clipped to the canvas.
+    """
+    x_min, y_min = ep.min(axis=0)
+    x_max, y_max = ep.max(axis=0)
+    c0 = min(max(math.floor(x_min), 0), w - 1)
+    c1 = min(max(math.ceil(x_max), 0), w - 1)
+    r0 = min(max(math.floor(y_min), 0), h - 1)
+    r1 = min(max(math.ceil(y_max), 0), h - 1)
+    return r0, r1, c0, c1
+
+
+_FAST = {"nnan", "ninf", "nsz"}  # inputs are checked finite; keeps IEEE rounding
+_JIT = dict(cache=True, fastmath=_FAST, error_model="numpy")
+
+
+@numba.njit(**_JIT)
+def _potential(x, y, ep, kappa):
+    """pi(x, y) = sum_i ||(x, y) - p_i||_kappa at one point."""
+    total = 0.0
+    for k in range(ep.shape[0]):
+        dx, dy = abs(x - ep[k, 0]), abs(y - ep[k, 1])
+        if kappa == 2.0:
+            total += math.sqrt(dx * dx + dy * dy)
+        elif kappa == 1.0:
+            total += dx + dy
+        else:
+            total += (dx**kappa + dy**kappa) ** (1.0 / kappa)
+    return total
+
+
+@numba.njit(**_JIT)
+def _potential_row(acc, y, xs, ep, kappa, single):
+    """acc[b] = pi(xs[b], y), summed in the same order as :func:`_potential`.
+
+    With ``single`` (kappa = 2 only) each distance is taken as a float32 square
+    root, relative error <= 1e-7 and about twice the throughput of float64's.
+
+    One vectorisable loop per extreme point; ``xs`` holds the columns as float64
+    (int64 -> float64 conversion has no AVX2 vector instruction).
+    """
+    acc[:] = 0.0
+    n = acc.shape[0]
+    for k in range(ep.shape[0]):
+        px = ep[k, 0]
+        dy = abs(y - ep[k, 1])
+        if kappa == 2.0 and single:
+            dy2 = dy * dy
+            for b in range(n):
+                dx = xs[b] - px
+                acc[b] += np.float64(math.sqrt(np.float32(dx * dx + dy2)))
+        elif kappa == 2.0:
+            dy2 = dy * dy
+            for b in range(n):
+                dx = xs[b] - px
+                acc[b] += math.sqrt(dx * dx + dy2)
+        elif kappa == 1.0:
+            for b in range(n):
+                acc[b] += abs(xs[b] - px) + dy
+        else:
+            dyk = dy**kappa
+            inv = 1.0 / kappa
+            for b in range(n):
+                acc[b] += (abs(xs[b] - px) ** kappa + dyk) ** inv
+
+
+@numba.njit(**_JIT)
+def _potential_minimum(ep, kappa, r0, r1, c0, c1):
+    """Minimum of the potential over the grid rows r0..r1, columns c0..c1.
+
+    Restricted to one row the potential is a convex sequence, so walking downhill
+    from any column ends at the row's minimum. Each row starts from the previous
+    row's minimiser, which is at most a few columns away: a few evaluations per
+    row instead of one per pixel.
+    """
+    best = np.inf
+    j = (c0 + c1) // 2
+    for i in range(r0, r1 + 1):
+        y = float(i)
+        fj = _potential(float(j), y, ep, kappa)
+        while j < c1:
+            right = _potential(j + 1.0, y, ep, kappa)
+            if right >= fj:
+                break
+            j, fj = j + 1, right
+        while j > c0:
+            left = _potential(j - 1.0, y, ep, kappa)
+            if left >= fj:
+                break
+            j, fj = j - 1, left
+        best = min(best, fj)
+    return best
+
+
+@numba.njit(cache=True)
+def _gaussian_factors(points, h, w, sigma):
+    """Separable Gaussians, g_c(j, i) = gx[c, j] * gy[c, i], and where each exceeds the cutoff.
+
+    Returns gx (n, w), gy (n, h) and spans (n, 4) int64 rows [i0, i1] and
+    columns [j0, j1] (inclusive, clipped; i0 > i1 or j0 > j1 when off canvas)
+    outside which g_c < _GAUSSIAN_CUTOFF. gx and gy are only filled in the spans.
+    """
+    n = points.shape[0]
+    scale = -4.0 * math.log(2.0) / (sigma * sigma)
+    radius = math.sqrt(math.log(_GAUSSIAN_CUTOFF) / scale)
+    gx = np.zeros((n, w), dtype=np.float64)
+    gy = np.zeros((n, h), dtype=np.float64)
+    spans = np.empty((n, 4), dtype=np.int64)
+    for k in range(n):
+        cx, cy = points[k, 0], points[k, 1]
+        spans[k, 0] = max(math.ceil(cy - radius), 0)
+        spans[k, 1] = min(math.floor(cy + radius), h - 1)
+        spans[k, 2] = max(math.ceil(cx - radius), 0)
+        spans[k, 3] = min(math.floor(cx + radius), w - 1)
+        for t in range(spans[k, 0], spans[k, 1] + 1):
+            gy[k, t] = math.exp(scale * (t - cy) ** 2)
+        for t in range(spans[k, 2], spans[k, 3] + 1):
+            gx[k, t] = math.exp(scale * (t - cx) ** 2)
+    return gx, gy, spans
+
+
+_MAX_INT_BETA = 127  # integer beta up to this uses square-and-multiply over 7 bits
+
+
+@numba.njit(**_JIT)
+def _power(base, beta):
+    """base ** beta in place; by squaring for an integer beta (pow() is far slower).
+
+    The bit loop has a constant trip count, so it unrolls and the loop over
+    elements vectorises (the bit tests are the same for every element).
+    """
+    if beta == math.floor(beta) and beta <= _MAX_INT_BETA:
+        e = int(beta)
+        for j in range(base.shape[0]):
+            b, p = base[j], 1.0
+            for bit in range(7):
+                if (e >> bit) & 1:
+                    p *= b
+                b *= b
+            base[j] = p
+    else:
+        for j in range(base.shape[0]):
+            base[j] = base[j] ** beta
+
+
+@numba.njit(parallel=True, **_JIT)
+def _soft_focus_kernel(h, w, ep, pos, neg, beta, kappa, sigma, window, box):
+    r0, r1, c0, c1 = window
+    x_lo, x_hi, y_lo, y_hi = box
+
+    # Normalisation bounds over the whole canvas. r = 1/max(pi, floor) decreases
+    # with pi, so max r comes from the potential's minimum (inside the window) and
+    # min r from its maximum, which a convex function takes at a canvas corner.
+    pi_min = _potential_minimum(ep, kappa, r0, r1, c0, c1)
+    pi_max = max(
+        max(_potential(0.0, 0.0, ep, kappa), _potential(w - 1.0, 0.0, ep, kappa)),
+        max(_potential(0.0, h - 1.0, ep, kappa), _potential(w - 1.0, h - 1.0, ep, kappa)),
+    )
+    r_max = 1.0 / max(pi_min, _PI_FLOOR)
+    r_min = 1.0 / max(pi_max, _PI_FLOOR)
+    flat = r_max == r_min
+    inv_range = 0.0 if flat else 1.0 / (r_max - r_min)
+    # float32 square roots move pi by a relative 1e-7 at most, which moves
+    # N(r) by 1e-7 * r_max / (r_max - r_min) and N^beta by beta times that
+    # (beta >= 1). Take them only where that bound stays under _SINGLE_BOUND.
+    single = (
+        kappa == 2.0
+        and beta >= 1.0
+        and not flat
+        and beta * 1e-7 * r_max * inv_range <= _SINGLE_BOUND
+    )
+
+    gx_ep, gy_ep, span_ep = _gaussian_factors(ep, h, w, sigma)
+    gx_pos, gy_pos, span_pos = _gaussian_factors(pos, h, w, sigma)
+    gx_neg, gy_neg, span_neg = _gaussian_factors(neg, h, w, sigma)
+    xs = np.arange(max(x_lo, 0), max(x_hi + 1, 0)).astype(np.float64)
+
+    # Values are written straight to float32: rounding is monotone, so it commutes
+    # with the min/max compositions below and the result equals round(psi).
+    out = np.zeros((h, w), dtype=np.float32)
+    for i in numba.prange(h):
+        row = out[i]
+        # Steps 1-4 in one pass: pi_hat = N(1/pi)^beta inside the box (columns
+        # x_lo..x_hi of rows y_lo..y_hi), 0 elsewhere.
+        if y_lo <= i <= y_hi and x_lo <= x_hi:
+            n = x_hi - x_lo + 1
+            base = np.empty(n, dtype=np.float64)
+            if flat:
+                base[:] = 1.0
+            else:
+                _potential_row(base, float(i), xs, ep, kappa, single)
+                for j in range(n):
+                    base[j] = min(max((1.0 / max(base[j], _PI_FLOOR) - r_min) * inv_range, 0.0), 1.0)
+            _power(base, beta)
+            for j in range(n):
+                row[x_lo + j] = base[j]
+            # Eq. 2: min(pi_hat, 1 - max_c g_c) = min over c of min(pi_hat, 1 - g_c).
+            # Outside the box pi_hat = 0 and stays 0.
+            for k in range(neg.shape[0]):
+                if span_neg[k, 0] <= i <= span_neg[k, 1]:
+                    g_row = gy_neg[k, i]
+                    for j in range(max(span_neg[k, 2], x_lo), min(span_neg[k, 3], x_hi) + 1):
+                        row[j] = min(row[j], 1.0 - gx_neg[k, j] * g_row)
+        # Eq. 3 and step 4: max with the positive-click and extreme-point Gaussians.
+        for k in range(pos.shape[0]):
+            if span_pos[k, 0] <= i <= span_pos[k, 1]:
+                g_row = gy_pos[k, i]
+                for j in range(span_pos[k, 2], span_pos[k, 3] + 1):
+                    row[j] = max(row[j], gx_pos[k, j] * g_row)
+        for k in range(ep.shape[0]):
+            if span_ep[k, 0] <= i <= span_ep[k, 1]:
+                g_row = gy_ep[k, i]
+                for j in range(span_ep[k, 2], span_ep[k, 3] + 1):
+                    row[j] = max(row[j], gx_ep[k, j] * g_row)
+    return out
+
+
+def soft_focus(
+    shape: tuple[int, int],
+    extreme_points: Points,
+    positive_clicks: Points = (),
+    negative_clicks: Points = (),
+    beta: float = BETA,
+    kappa: float = KAPPA,
+    sigma: float = SIGMA,
+) -> np.ndarray:
+    """The soft focus map psi (SPEC section 1), fast path; same contract as the reference.
+
+    Args:
+        shape: canvas (H, W).
+        extreme_points: (n, 2) extreme points as (x, y), n >= 2, in canvas pixels.
+        positive_clicks: (m, 2) "this is object" clicks.
+        negative_clicks: (k, 2) "this is background" clicks.
+        beta: decay exponent (> 0). kappa: norm order (>= 1). sigma: Gaussian FWHM (> 0).
+
+    Returns:
+        (H, W) float32 in [0, 1]; equal to :func:`soft_focus_reference` within 1e-5.
+
+    Raises:
+        ValueError: naming the argument that is malformed or out of range.
+    """
+    h, w, ep, pos, neg, beta, kappa, sigma = _check_inputs(
+        shape, extreme_points, positive_clicks, negative_clicks, beta, kappa, sigma
+    )
+    (x_min, y_min), (x_max, y_max) = ep.min(axis=0), ep.max(axis=0)
+    # Integer pixels with min <= t <= max (the box mask B), clipped to the canvas.
+    box = (
+        max(math.ceil(x_min), 0),
+        min(math.floor(x_max), w - 1),
+        max(math.ceil(y_min), 0),
+        min(math.floor(y_max), h - 1),
+    )
+    window = _potential_window(h, w, ep)
+    return _soft_focus_kernel(h, w, ep, pos, neg, beta, kappa, sigma, window, box)
