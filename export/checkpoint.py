@@ -1,0 +1,108 @@
+"""Load a training checkpoint into an eval-mode :class:`FAIRSNet` with its input spec.
+
+A checkpoint is a ``torch.save``d dict with at least ``"model"`` (the state dict)
+and ``"config"``: a dict holding ``"model"`` (``ModelConfig.to_dict()``) and
+``"input"`` (``InputSpec.to_dict()``). Every way a file can fail to be that raises
+:class:`CheckpointError` with what is wrong and which file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from fairs_sdk.config import InputSpec
+from fairs_sdk.training.model import FAIRSNet, ModelConfig, build_model
+
+__all__ = ["CheckpointError", "Checkpoint", "load_checkpoint", "config_digest"]
+
+
+class CheckpointError(ValueError):
+    """The checkpoint is missing, unreadable, or does not describe a FAIRS model."""
+
+
+@dataclass
+class Checkpoint:
+    """An eval-mode model with everything export needs to describe it.
+
+    Attributes:
+        model: the network, eval mode, on CPU, float32.
+        model_config: how it was built.
+        input_spec: its input conventions (size, relax, SFG, normalisation).
+        config: the checkpoint's full training config dict.
+        digest: sha256 of ``config`` (:func:`config_digest`).
+        path: the file it came from (None when built in memory).
+    """
+
+    model: FAIRSNet
+    model_config: ModelConfig
+    input_spec: InputSpec
+    config: dict[str, Any]
+    digest: str
+    path: Path | None = None
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """sha256 hex of ``config`` as canonical JSON (sorted keys); non-JSON values use ``str``."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _section(config: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = config.get(key)
+    if not isinstance(value, Mapping):
+        raise CheckpointError(f"{source}: config has no '{key}' section (a dict); found keys {sorted(config)}")
+    return dict(value)
+
+
+def from_state(state: Mapping[str, Any], source: str = "checkpoint") -> Checkpoint:
+    """Build the model of an already loaded checkpoint dict (see module docstring)."""
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{source}: expected a dict with 'model' and 'config', got {type(state).__name__}")
+    missing = [key for key in ("model", "config") if key not in state]
+    if missing:
+        raise CheckpointError(f"{source}: missing {missing}; a FAIRS checkpoint has 'model' and 'config' (keys found: {sorted(state)})")
+    config = state["config"]
+    if not isinstance(config, Mapping):
+        raise CheckpointError(f"{source}: 'config' must be a dict, got {type(config).__name__}")
+    try:
+        model_config = ModelConfig.from_dict(_section(config, "model", source))
+        input_spec = InputSpec.from_dict(_section(config, "input", source))
+    except (TypeError, ValueError) as err:
+        if isinstance(err, CheckpointError):
+            raise
+        raise CheckpointError(f"{source}: config does not describe a FAIRS model: {err}") from err
+    # Weights come from the checkpoint itself; never read the ImageNet file again.
+    try:
+        model = build_model(replace(model_config, pretrained=None))
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{source}: cannot build the model of its config {model_config}: {err}") from err
+    weights = state["model"]
+    if not isinstance(weights, Mapping):
+        raise CheckpointError(f"{source}: 'model' must be a state dict, got {type(weights).__name__}")
+    weights = {k[len("module."):] if k.startswith("module.") else k: v for k, v in weights.items()}
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{source}: weights do not fit {model_config.backbone}/{model_config.head}: {err}") from err
+    model.eval().float()
+    return Checkpoint(model, model_config, input_spec, dict(config), config_digest(config))
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read ``path`` (CPU) and rebuild its model; :class:`CheckpointError` on any mismatch."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and weights_only errors have no common base
+        raise CheckpointError(f"{path}: not a readable torch checkpoint: {err}") from err
+    checkpoint = from_state(state, source=str(path))
+    checkpoint.path = path
+    return checkpoint

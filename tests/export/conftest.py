@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny random FAIRS model saved as a checkpoint, its ONNX file, real crops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fairs_sdk.config import InputSpec
+from fairs_sdk.training.model import ModelConfig, build_model
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+COCO = DATA / "train" / "coco_mval"
+DAVIS = DATA / "dev" / "davis345"
+SIZE = 64
+
+
+def tiny_state(seed: int = 0) -> dict:
+    """A checkpoint dict of a small resnet18/DANet with non-trivial attention and BN statistics."""
+    torch.manual_seed(seed)
+    config = ModelConfig(backbone="resnet18", head="danet", head_channels=16)
+    model = build_model(config)
+    with torch.no_grad():
+        model.head.position.gamma.fill_(0.5)
+        model.head.channel.gamma.fill_(0.5)
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    return {
+        "model": model.state_dict(),
+        "config": {"model": config.to_dict(), "input": InputSpec(input_size=SIZE).to_dict()},
+    }
+
+
+@pytest.fixture(name="tiny_state")
+def tiny_state_factory():
+    """:func:`tiny_state`, for tests that break a fresh checkpoint dict."""
+    return tiny_state
+
+
+@pytest.fixture(scope="session")
+def coco_dir() -> Path:
+    if not (COCO / "images").is_dir():
+        pytest.skip(f"real data not found at {COCO} (../shared/data beside the project)")
+    return COCO
+
+
+@pytest.fixture(scope="session")
+def checkpoint_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    torch.save(tiny_state(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint(checkpoint_path):
+    from fairs_sdk.export.checkpoint import load_checkpoint
+
+    return load_checkpoint(checkpoint_path)
+
+
+@pytest.fixture(scope="session")
+def fp32_onnx(checkpoint, tmp_path_factory) -> Path:
+    from fairs_sdk.export.onnx_export import export_onnx
+
+    return export_onnx(checkpoint, tmp_path_factory.mktemp("onnx") / "tiny_fp32.onnx")
+
+
+@pytest.fixture(scope="session")
+def real_inputs(coco_dir) -> np.ndarray:
+    """(6, 4, 64, 64) float32 crops of six COCO objects, every 97th pair."""
+    from fairs_sdk.export.samples import stack_inputs
+
+    return stack_inputs(coco_dir, InputSpec(input_size=SIZE), count=6, stride=97)

@@ -1,0 +1,86 @@
+"""ONNX export: contract I/O, metadata, checker, and ORT-vs-PyTorch parity on real crops."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from fairs_sdk.export.onnx_export import (
+    PARITY_ATOL,
+    ParityError,
+    check_parity,
+    export_onnx,
+    onnxruntime_session,
+    read_metadata,
+    run_onnx,
+    run_torch,
+)
+from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME
+
+
+def test_checker_passes_and_opset(fp32_onnx) -> None:
+    model = onnx.load(str(fp32_onnx))
+    onnx.checker.check_model(model, full_check=True)
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    assert opset >= 17, f"opset {opset} < 17"
+
+
+def test_io_follow_the_contract(fp32_onnx) -> None:
+    session = onnxruntime_session(fp32_onnx)
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, out.name) == (INPUT_NAME, OUTPUT_NAME), f"I/O names {inp.name}, {out.name}"
+    assert inp.type == "tensor(float)" and out.type == "tensor(float)", f"I/O types {inp.type}, {out.type}"
+    assert inp.shape[1:] == [4, 64, 64] and isinstance(inp.shape[0], str), f"input shape {inp.shape}: want [N, 4, 64, 64]"
+    assert out.shape[1:] == [1, 64, 64], f"output shape {out.shape}"
+
+
+def test_metadata_carries_the_input_spec(fp32_onnx, checkpoint) -> None:
+    meta = read_metadata(fp32_onnx)
+    assert meta.input_spec == checkpoint.input_spec, f"metadata spec {meta.input_spec} != checkpoint {checkpoint.input_spec}"
+    assert (meta.backbone, meta.head, meta.precision) == ("resnet18", "danet", "fp32"), f"metadata {meta}"
+    assert meta.config_digest == checkpoint.digest, "config digest missing or wrong"
+
+
+def test_parity_on_real_crops(fp32_onnx, checkpoint, real_inputs) -> None:
+    diff = check_parity(checkpoint, fp32_onnx, real_inputs)
+    assert diff <= PARITY_ATOL, f"max abs probability difference {diff:.3g}"
+
+
+def test_dynamic_batch_matches_single(fp32_onnx, real_inputs) -> None:
+    session = onnxruntime_session(fp32_onnx)
+    batched = run_onnx(session, real_inputs)
+    single = run_onnx(session, real_inputs, batch=1)
+    assert batched.shape == (len(real_inputs), 1, 64, 64), f"batched output {batched.shape}"
+    assert np.abs(batched - single).max() <= 1e-5, "a batch of crops must give the crops' own outputs"
+
+
+def test_output_is_probability(fp32_onnx, real_inputs) -> None:
+    out = run_onnx(onnxruntime_session(fp32_onnx), real_inputs)
+    assert out.min() >= 0.0 and out.max() <= 1.0, f"probabilities out of [0, 1]: {out.min()}, {out.max()}"
+
+
+def test_parity_check_catches_a_wrong_model(checkpoint, tmp_path, real_inputs) -> None:
+    """A graph exported from other weights must fail the parity check."""
+    import copy
+
+    import torch
+
+    other = copy.deepcopy(checkpoint)
+    with torch.no_grad():
+        other.model.head.classifier[1].bias.add_(0.5)
+    path = export_onnx(other, tmp_path / "other.onnx")
+    with pytest.raises(ParityError, match="differs from PyTorch"):
+        check_parity(checkpoint, path, real_inputs)
+
+
+def test_fixed_batch_export(checkpoint, tmp_path, real_inputs) -> None:
+    path = export_onnx(checkpoint, tmp_path / "fixed.onnx", dynamic_batch=False)
+    shape = onnxruntime_session(path).get_inputs()[0].shape
+    assert shape == [1, 4, 64, 64], f"fixed-batch input shape {shape}"
+    assert np.abs(run_onnx(onnxruntime_session(path), real_inputs[:1]) - run_torch(checkpoint, real_inputs[:1])).max() <= PARITY_ATOL
+
+
+def test_rejects_old_opset(checkpoint, tmp_path) -> None:
+    with pytest.raises(ValueError, match="opset must be 17"):
+        export_onnx(checkpoint, tmp_path / "old.onnx", opset=13)
