@@ -1,0 +1,256 @@
+"""Inference backends: run an exported FAIRS model on a prepared batch.
+
+A backend loads one model file, reads its :class:`~fairs_sdk.model_format.ModelMetadata`
+and maps a batch ``(N, 4, S, S)`` float32 (raw RGB 0..255 + SFG, see
+:mod:`fairs_sdk.model_format`) to probabilities ``(N, 1, S, S)`` float32 in [0, 1].
+``run`` is safe to call from several threads at once.
+
+- :class:`OnnxRuntimeBackend`: an ONNX file on ONNX Runtime, with execution providers
+  tried in the order TensorRT, CUDA, CPU (of those installed). The providers the
+  session actually uses are in ``providers``. Asking for a provider explicitly that
+  is not installed or does not load is an error (:class:`ProviderError`), never a
+  silent fall back to CPU.
+- :class:`TensorRTBackend`: a serialized TensorRT engine ``X.engine`` run by
+  :mod:`fairs_sdk.trt`. Its metadata is the same props dict as an ONNX model's
+  ``metadata_props``, stored as a JSON object in ``X.engine.json`` beside it
+  (:func:`engine_metadata_path`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Protocol, Union
+
+import numpy as np
+
+from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME, ModelMetadata, NotAFairsModelError
+
+__all__ = [
+    "Backend",
+    "ModelLoadError",
+    "ProviderError",
+    "OnnxRuntimeBackend",
+    "TensorRTBackend",
+    "PROVIDER_PREFERENCE",
+    "ENGINE_SUFFIXES",
+    "engine_metadata_path",
+    "load_backend",
+]
+
+PathLike = Union[str, os.PathLike]
+
+#: ONNX Runtime execution providers the runtime uses, fastest first.
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+_PROVIDER_ALIASES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+#: File suffixes taken for serialized TensorRT engines by ``backend="auto"``.
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
+class ModelLoadError(ValueError):
+    """The model file exists but cannot be read as a model (truncated, corrupt, wrong kind)."""
+
+
+class ProviderError(RuntimeError):
+    """An execution provider that was asked for is not installed or failed to load."""
+
+
+class Backend(Protocol):
+    """What :class:`~fairs_sdk.Segmenter` needs from an inference backend."""
+
+    #: "onnxruntime" or "tensorrt".
+    name: str
+    #: What the model file says about its input.
+    metadata: ModelMetadata
+    #: Execution providers (ONNX Runtime) or devices actually in use, fastest first.
+    providers: tuple[str, ...]
+    #: Largest batch one ``run`` call takes; ``None`` for no limit.
+    max_batch: int | None
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 4, S, S) float32 -> (N, 1, S, S) float32 probabilities. Thread-safe."""
+        ...
+
+
+def _existing_file(path: PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"model file not found: {p}")
+    if not p.is_file():
+        raise ModelLoadError(f"model path is not a file: {p}")
+    if p.stat().st_size == 0:
+        raise ModelLoadError(f"model file is empty: {p}")
+    return p
+
+
+def _normalise_providers(providers: Sequence[str]) -> list[str]:
+    if isinstance(providers, str):
+        providers = [providers]
+    return [_PROVIDER_ALIASES.get(p.lower(), p) for p in providers]
+
+
+def _check_io(path: Path, inputs, outputs, size: int) -> None:
+    """Refuse graphs whose inputs/outputs differ from :mod:`fairs_sdk.model_format`."""
+    if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+        names = [i.name for i in inputs]
+        raise NotAFairsModelError(f"{path} is not a FAIRS model: inputs {names}, expected ['{INPUT_NAME}']")
+    if OUTPUT_NAME not in [o.name for o in outputs]:
+        names = [o.name for o in outputs]
+        raise NotAFairsModelError(f"{path} is not a FAIRS model: outputs {names}, expected '{OUTPUT_NAME}'")
+    shape = list(inputs[0].shape)
+    expected = (4, size, size)
+    if len(shape) != 4 or any(isinstance(d, int) and d != e for d, e in zip(shape[1:], expected)):
+        raise NotAFairsModelError(
+            f"{path} input '{INPUT_NAME}' has shape {shape}; its metadata says (N, 4, {size}, {size})"
+        )
+
+
+class OnnxRuntimeBackend:
+    """An exported ``.onnx`` FAIRS model on ONNX Runtime.
+
+    Args:
+        path: the ``.onnx`` file.
+        providers: execution providers to use, in order (full names such as
+            "CUDAExecutionProvider" or the short "tensorrt", "cuda", "cpu").
+            ``None``: every installed one of :data:`PROVIDER_PREFERENCE`; one of
+            those failing to load then gives a warning. Named explicitly, a provider
+            that is not installed or fails to load raises :class:`ProviderError`.
+        session_options: an ``onnxruntime.SessionOptions`` (threads, logging, ...).
+    """
+
+    name = "onnxruntime"
+    max_batch: int | None = None
+
+    def __init__(
+        self,
+        path: PathLike,
+        providers: Sequence[str] | None = None,
+        session_options=None,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = _existing_file(path)
+        installed = ort.get_available_providers()
+        if providers is None:
+            requested = [p for p in PROVIDER_PREFERENCE if p in installed]
+            explicit = False
+        else:
+            requested = _normalise_providers(providers)
+            missing = [p for p in requested if p not in installed]
+            if missing:
+                raise ProviderError(
+                    f"ONNX Runtime execution provider(s) {missing} not installed; installed: {installed}"
+                )
+            explicit = True
+        if not requested:
+            raise ProviderError(f"none of {list(PROVIDER_PREFERENCE)} is installed; installed: {installed}")
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=session_options, providers=requested)
+        except Exception as err:  # ORT raises its own pybind types: InvalidProtobuf, Fail, ...
+            raise ModelLoadError(
+                f"cannot load {self.path} with ONNX Runtime (truncated or not an ONNX model?): {err}"
+            ) from None
+        used = tuple(self._session.get_providers())
+        failed = [p for p in requested if p not in used]
+        if failed and explicit:
+            raise ProviderError(
+                f"ONNX Runtime execution provider(s) {failed} failed to load for {self.path} "
+                f"(session fell back to {list(used)}); check the CUDA/TensorRT libraries"
+            )
+        if failed:
+            warnings.warn(f"execution provider(s) {failed} failed to load; using {list(used)}", RuntimeWarning, stacklevel=3)
+        self.providers = used
+        props = self._session.get_modelmeta().custom_metadata_map
+        self.metadata = ModelMetadata.from_props(props, source=str(self.path))
+        _check_io(self.path, self._session.get_inputs(), self._session.get_outputs(), self.metadata.input_spec.input_size)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 4, S, S) float32 -> (N, 1, S, S) float32 probabilities. Thread-safe."""
+        return self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+
+def engine_metadata_path(engine_path: PathLike) -> Path:
+    """Metadata sidecar of a TensorRT engine: ``X.engine`` -> ``X.engine.json``.
+
+    It holds one JSON object, the :meth:`ModelMetadata.to_props` dict of the ONNX
+    model the engine was built from.
+    """
+    p = Path(engine_path)
+    return p.with_name(p.name + ".json")
+
+
+def read_engine_metadata(engine_path: PathLike) -> ModelMetadata:
+    """The :class:`ModelMetadata` in an engine's JSON sidecar (:func:`engine_metadata_path`)."""
+    side = engine_metadata_path(engine_path)
+    if not side.is_file():
+        raise NotAFairsModelError(
+            f"{engine_path} is not a FAIRS engine: its metadata file {side.name} is missing beside it"
+        )
+    try:
+        props = json.loads(side.read_text())
+    except (OSError, ValueError) as err:
+        raise NotAFairsModelError(f"cannot read FAIRS engine metadata {side}: {err}") from None
+    if not isinstance(props, Mapping) or not all(isinstance(v, str) for v in props.values()):
+        raise NotAFairsModelError(f"{side} must hold a JSON object of strings (ONNX metadata_props)")
+    return ModelMetadata.from_props(props, source=str(engine_path))
+
+
+class TensorRTBackend:
+    """A serialized TensorRT engine (``.engine``) run by :mod:`fairs_sdk.trt`.
+
+    Needs the ``gpu`` extra (tensorrt) and an NVIDIA GPU; :mod:`fairs_sdk.trt` is
+    imported only here. The engine's metadata comes from its JSON sidecar.
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = _existing_file(path)
+        self.metadata = read_engine_metadata(self.path)
+        try:
+            from fairs_sdk import trt
+        except ImportError as err:
+            raise ProviderError(f"the TensorRT backend needs the 'gpu' extra (tensorrt): {err}") from None
+        try:
+            self._engine = trt.TensorRTEngine(self.path)
+        except (ImportError, ModuleNotFoundError) as err:
+            raise ProviderError(f"the TensorRT backend needs the 'gpu' extra (tensorrt): {err}") from None
+        except Exception as err:
+            raise ModelLoadError(f"cannot load TensorRT engine {self.path}: {err}") from None
+        self.providers = ("TensorRT",)
+        self.max_batch = getattr(self._engine, "max_batch", None)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 4, S, S) float32 -> (N, 1, S, S) float32 probabilities."""
+        return np.asarray(self._engine.run(batch))
+
+
+def load_backend(
+    model: PathLike,
+    backend: str = "auto",
+    providers: Sequence[str] | None = None,
+    session_options=None,
+) -> Backend:
+    """Open ``model`` with ``backend``: "auto", "onnxruntime" or "tensorrt".
+
+    "auto" picks TensorRT for a file ending in one of :data:`ENGINE_SUFFIXES`, ONNX
+    Runtime (with its fastest installed providers) otherwise.
+    """
+    kind = backend.lower()
+    if kind == "auto":
+        kind = "tensorrt" if Path(model).suffix.lower() in ENGINE_SUFFIXES else "onnxruntime"
+    if kind in ("onnxruntime", "ort", "onnx"):
+        return OnnxRuntimeBackend(model, providers=providers, session_options=session_options)
+    if kind in ("tensorrt", "trt"):
+        if providers is not None:
+            raise ValueError("providers apply to the onnxruntime backend only")
+        return TensorRTBackend(model)
+    raise ValueError(f"unknown backend {backend!r}; choose 'auto', 'onnxruntime' or 'tensorrt'")

@@ -1,0 +1,56 @@
+"""Fixtures for the runtime tests: small models built once per test session (see model_files)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_files import DATA, export_tiny_model, make_echo_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """Path of the 64 x 64 real-architecture model."""
+    return export_tiny_model(tmp_path_factory.mktemp("models") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter(tiny_model):
+    from fairs_sdk import Segmenter
+
+    return Segmenter(tiny_model, backend="onnxruntime")
+
+
+@pytest.fixture(scope="session")
+def red_model(tmp_path_factory) -> Path:
+    """Probabilities = red channel / 255: the mask is where the image is red."""
+    return make_echo_model(tmp_path_factory.mktemp("models") / "red.onnx", channel=0, scale=1 / 255)
+
+
+@pytest.fixture(scope="session")
+def red_segmenter(red_model):
+    from fairs_sdk import Segmenter
+
+    return Segmenter(red_model)
+
+
+@pytest.fixture(scope="session")
+def sfg_segmenter(tmp_path_factory):
+    """Probabilities = the SFG map the runtime computed."""
+    from fairs_sdk import Segmenter
+
+    return Segmenter(make_echo_model(tmp_path_factory.mktemp("models") / "sfg.onnx", channel=3, scale=1.0))
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    """A real (H, W, 3) uint8 RGB photo from the DAVIS development set."""
+    cv2 = pytest.importorskip("cv2")
+    path = DATA / "dev" / "davis345" / "images" / "000.jpg"
+    if not path.is_file():
+        pytest.skip(f"real images not found at {path} (../shared/data beside the repository)")
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
