@@ -1,8 +1,8 @@
 """Small exported FAIRS models for the runtime tests and benchmarks.
 
-- ``tiny_model``: the real FAIRS architecture (tf_efficientnet_lite0 + DANet head,
-  random weights) exported to ONNX with a 64 x 64 input, so inference is cheap.
-  Needs torch (skipped without the ``train`` extra).
+- ``export_tiny_model``: the real FAIRS architecture (tf_efficientnet_lite0 + DANet
+  head, random weights) exported by ``fairs_sdk.export`` with a 64 x 64 input, so
+  inference is cheap. Needs torch (skipped without the ``train`` extra).
 - ``echo_model(channel, scale)``: a one-node ONNX graph whose probabilities are
   input channel ``channel`` times ``scale``. With channel 0 (red / 255) the mask
   is where the image is red, so a test can check the crop, resize and paste-back
@@ -24,46 +24,24 @@ TINY_SPEC = InputSpec(input_size=64)
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def export_tiny_model(path: Path, spec: InputSpec = TINY_SPEC, backbone: str = "tf_efficientnet_lite0") -> Path:
-    """Export a random-weight FAIRS network (``backbone`` + DANet) with ``spec`` to ``path``."""
+def export_tiny_model(path: Path, spec: InputSpec = TINY_SPEC, backbone: str = "tf_efficientnet_lite0",
+                      head_channels: int | None = 16) -> Path:
+    """Export a random-weight FAIRS network (``backbone`` + DANet) with ``spec`` to ``path``.
+
+    Goes through ``fairs_sdk.export.onnx_export.export_onnx``, the one export path.
+    """
     torch = pytest.importorskip("torch")
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     pytest.importorskip("timm")
-    from torch import nn
-
-    from fairs_sdk.training.model import InputNormalizer, ModelConfig, build_model
-
-    class Exported(nn.Module):
-        """Raw RGB 0..255 + SFG in, probabilities out, as fairs_sdk.model_format says."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = build_model(ModelConfig(backbone=backbone, head="danet", head_channels=16))
-            self.normalize = InputNormalizer(spec.mean, spec.std)
-
-        def forward(self, x):
-            return torch.sigmoid(self.net(self.normalize(x[:, :3], x[:, 3:4])))
+    from fairs_sdk.export.checkpoint import Checkpoint
+    from fairs_sdk.export.onnx_export import export_onnx
+    from fairs_sdk.training.model import ModelConfig, build_model
 
     torch.manual_seed(0)
-    model = Exported().eval()
-    s = spec.input_size
-    example = torch.rand(2, 4, s, s) * torch.tensor([255.0, 255.0, 255.0, 1.0]).view(1, 4, 1, 1)
-    torch.onnx.export(
-        model,
-        (example,),
-        str(path),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    proto = onnx.load(str(path))
-    for key, value in ModelMetadata(spec, backbone, head="danet").to_props().items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
-    return path
+    config = ModelConfig(backbone=backbone, head="danet", head_channels=head_channels)
+    checkpoint = Checkpoint(model=build_model(config).eval(), model_config=config, input_spec=spec,
+                            config={}, digest="")
+    return export_onnx(checkpoint, path)
 
 
 def make_echo_model(path: Path, channel: int, scale: float, spec: InputSpec = TINY_SPEC, metadata: bool = True) -> Path:
