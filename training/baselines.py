@@ -1,0 +1,69 @@
+"""Non-learned baselines behind the same interface as :class:`fairs_sdk.training.evaluate.Predictor`.
+
+:class:`GrabCutPredictor` is OpenCV's GrabCut started from the extreme points' box
+(outside it: certain background), with the extreme points and positive clicks
+marked as certain foreground and negative clicks as certain background.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from fairs_sdk.config import InputSpec
+from fairs_sdk.crop import crop_box
+
+
+class GrabCutPredictor:
+    """GrabCut on a crop around the clicks; (H, W) float32 map of 0 and 1.
+
+    Args:
+        spec: only ``relax`` (background margin around the box) and ``threshold`` are used.
+        iterations: GrabCut iterations per call.
+        click_radius: radius in px of the disk each click marks as certain.
+    """
+
+    def __init__(self, spec: InputSpec | None = None, iterations: int = 5, click_radius: int = 3) -> None:
+        self.spec = spec or InputSpec()
+        self.iterations = iterations
+        self.click_radius = click_radius
+
+    def probabilities(
+        self,
+        image: np.ndarray,
+        extreme: np.ndarray,
+        positive: np.ndarray | None = None,
+        negative: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(H, W) float32, 1 where GrabCut labels (probable) foreground; points are (x, y)."""
+        h, w = image.shape[:2]
+        extreme = np.asarray(extreme, dtype=np.float64).reshape(-1, 2)
+        positive = np.zeros((0, 2)) if positive is None else np.asarray(positive, np.float64).reshape(-1, 2)
+        negative = np.zeros((0, 2)) if negative is None else np.asarray(negative, np.float64).reshape(-1, 2)
+
+        # Work on the relaxed crop (clipped to the image): outside it all is background anyway.
+        x0, y0, x1, y1 = crop_box(np.vstack([extreme, positive]), self.spec.relax)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        if crop.ndim == 2:
+            crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)
+        bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+
+        labels = np.full(crop.shape[:2], cv2.GC_BGD, dtype=np.uint8)
+        bx0, by0 = np.floor(extreme.min(axis=0)).astype(int) - (x0, y0)
+        bx1, by1 = np.floor(extreme.max(axis=0)).astype(int) - (x0, y0)
+        labels[max(by0, 0) : by1 + 1, max(bx0, 0) : bx1 + 1] = cv2.GC_PR_FGD
+        for points, value in ((extreme, cv2.GC_FGD), (positive, cv2.GC_FGD), (negative, cv2.GC_BGD)):
+            for x, y in points:
+                cv2.circle(labels, (int(round(x)) - x0, int(round(y)) - y0), self.click_radius, int(value), -1)
+
+        out = np.zeros((h, w), dtype=np.float32)
+        background_model = np.zeros((1, 65), np.float64)
+        foreground_model = np.zeros((1, 65), np.float64)
+        try:
+            cv2.grabCut(bgr, labels, None, background_model, foreground_model, self.iterations, cv2.GC_INIT_WITH_MASK)
+        except cv2.error:
+            # No background (box fills the image) or no foreground sample: keep the initial labels.
+            pass
+        out[y0:y1, x0:x1] = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
+        return out
