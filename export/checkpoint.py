@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,6 +37,7 @@ class Checkpoint:
         config: the checkpoint's full training config dict.
         digest: sha256 of ``config`` (:func:`config_digest`).
         path: the file it came from (None when built in memory).
+        info: the checkpoint's own bookkeeping, where present (version, epoch, global_step).
     """
 
     model: FAIRSNet
@@ -45,6 +46,7 @@ class Checkpoint:
     config: dict[str, Any]
     digest: str
     path: Path | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def config_digest(config: Mapping[str, Any]) -> str:
@@ -91,7 +93,8 @@ def from_state(state: Mapping[str, Any], source: str = "checkpoint") -> Checkpoi
     except RuntimeError as err:
         raise CheckpointError(f"{source}: weights do not fit {model_config.backbone}/{model_config.head}: {err}") from err
     model.eval().float()
-    return Checkpoint(model, model_config, input_spec, dict(config), config_digest(config))
+    info = {k: state[k] for k in ("version", "epoch", "global_step") if isinstance(state.get(k), (int, str))}
+    return Checkpoint(model, model_config, input_spec, dict(config), config_digest(config), info=info)
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

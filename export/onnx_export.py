@@ -20,6 +20,7 @@ import onnx
 import torch
 
 from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from fairs_sdk.training.heads import ChannelAttention, PositionAttention
 
 from .checkpoint import Checkpoint
 from .wrapper import ExportWrapper
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_OPSET",
     "ParityError",
     "export_onnx",
+    "attention_scopes",
     "set_metadata",
     "read_metadata",
     "onnxruntime_session",
@@ -69,6 +71,17 @@ def read_metadata(path_or_model: str | Path | onnx.ModelProto) -> ModelMetadata:
     else:
         model, source = onnx.load(str(path_or_model), load_external_data=False), str(path_or_model)
     return ModelMetadata.from_props({p.key: p.value for p in model.metadata_props}, source=source)
+
+
+def attention_scopes(wrapper: ExportWrapper) -> list[str]:
+    """ONNX node-name prefixes of the attention modules (``/model/head/channel/``), as the
+    TorchScript exporter names nodes after module paths. fp16, int8 and TensorRT keep
+    the nodes under these prefixes in fp32."""
+    return [
+        "/" + name.replace(".", "/") + "/"
+        for name, module in wrapper.named_modules()
+        if isinstance(module, (PositionAttention, ChannelAttention))
+    ]
 
 
 def _fix_output_shape(model: onnx.ModelProto, size: int, dynamic_batch: bool) -> None:
@@ -137,6 +150,8 @@ def export_onnx(
             "dynamic_batch": dynamic_batch,
             "model_config": checkpoint.model_config.to_dict(),
             "checkpoint": checkpoint.path.name if checkpoint.path else None,
+            "checkpoint_info": checkpoint.info,
+            "attention_scopes": attention_scopes(wrapper),
             **(extra or {}),
         },
     )

@@ -68,9 +68,11 @@ def make_input(image: np.ndarray, points: np.ndarray, spec: InputSpec) -> tuple[
     return np.concatenate([rgb.transpose(2, 0, 1), sfg[None].astype(np.float32)], axis=0), box
 
 
-def iter_samples(data_dir: str | Path, spec: InputSpec, limit: int | None = None, stride: int = 1) -> Iterator[Sample]:
-    """Samples of ``data_dir`` (every ``stride``-th pair, at most ``limit``), extreme points from the masks."""
-    pairs = list_pairs(data_dir)[::stride]
+def iter_samples(
+    data_dir: str | Path, spec: InputSpec, limit: int | None = None, stride: int = 1, start: int = 0
+) -> Iterator[Sample]:
+    """Samples of ``data_dir`` (every ``stride``-th pair from ``start``, at most ``limit``), extreme points from the masks."""
+    pairs = list_pairs(data_dir)[start::stride]
     for image_path, mask_path in pairs[:limit]:
         bgr = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
         mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
@@ -84,9 +86,9 @@ def iter_samples(data_dir: str | Path, spec: InputSpec, limit: int | None = None
         yield Sample(image_path.stem, inputs, box, gt, ignore)
 
 
-def stack_inputs(data_dir: str | Path, spec: InputSpec, count: int, stride: int = 1) -> np.ndarray:
+def stack_inputs(data_dir: str | Path, spec: InputSpec, count: int, stride: int = 1, start: int = 0) -> np.ndarray:
     """(count, 4, S, S) float32 inputs of the first ``count`` samples (fewer if the folder is small)."""
-    inputs = [s.input for s in iter_samples(data_dir, spec, limit=count, stride=stride)]
+    inputs = [s.input for s in iter_samples(data_dir, spec, limit=count, stride=stride, start=start)]
     if not inputs:
         raise ValueError(f"{data_dir}: no usable samples")
     return np.stack(inputs)

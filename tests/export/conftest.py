@@ -75,3 +75,25 @@ def real_inputs(coco_dir) -> np.ndarray:
     from fairs_sdk.export.samples import stack_inputs
 
     return stack_inputs(coco_dir, InputSpec(input_size=SIZE), count=6, stride=97)
+
+
+@pytest.fixture(scope="session")
+def calibration_inputs(coco_dir) -> np.ndarray:
+    """(16, 4, 64, 64) float32 crops of other COCO objects (every 41st pair from the 20th)."""
+    from fairs_sdk.export.samples import stack_inputs
+
+    return stack_inputs(coco_dir, InputSpec(input_size=SIZE), count=16, stride=41, start=20)
+
+
+@pytest.fixture(scope="session")
+def fp16_onnx(fp32_onnx) -> Path:
+    from fairs_sdk.export.quantize import convert_fp16
+
+    return convert_fp16(fp32_onnx, fp32_onnx.with_name("tiny_fp16.onnx"))
+
+
+@pytest.fixture(scope="session")
+def int8_onnx(fp32_onnx, calibration_inputs) -> Path:
+    from fairs_sdk.export.quantize import quantize_int8
+
+    return quantize_int8(fp32_onnx, fp32_onnx.with_name("tiny_int8.onnx"), calibration_inputs)

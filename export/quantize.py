@@ -1,0 +1,200 @@
+"""fp16 and int8 versions of an exported fp32 ONNX model, attention kept in fp32.
+
+- fp16: ONNX Runtime's float16 converter with the attention modules on its node block
+  list (DANet's channel-attention Gram matrix A A^T sums C*N products and overflows
+  fp16's 65504), I/O kept float32 so the runtime contract does not change.
+- int8: ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
+  activations) calibrated on real crops, attention nodes excluded.
+
+The attention nodes are the ones under the ``attention_scopes`` that export wrote into
+the metadata (``/model/head/position/``, ``/model/head/channel/``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import onnx
+
+from fairs_sdk.model_format import INPUT_NAME
+
+from .onnx_export import read_metadata, set_metadata
+
+__all__ = ["attention_nodes", "convert_fp16", "CropCalibrationReader", "quantize_int8"]
+
+#: Op types that are attention arithmetic wherever they sit (used when metadata has no scopes).
+_ATTENTION_OPS = ("MatMul", "Softmax", "ReduceMax")
+
+
+def attention_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that must stay fp32: everything under the metadata's attention scopes.
+
+    Models without scopes in their metadata fall back to every MatMul / Softmax / ReduceMax.
+    """
+    scopes = read_metadata(model).extra.get("attention_scopes") or []
+    if scopes:
+        names = [n.name for n in model.graph.node if any(n.name.startswith(s) for s in scopes)]
+    else:
+        names = [n.name for n in model.graph.node if n.op_type in _ATTENTION_OPS]
+    if any(n.op_type in ("Softmax",) for n in model.graph.node) and not names:
+        raise ValueError("the graph has a Softmax but no attention node was found; cannot keep attention in fp32")
+    return names
+
+
+def _sort_topologically(graph: onnx.GraphProto) -> None:
+    """Reorder ``graph.node`` so every node follows its inputs' producers (the fp16 converter
+    appends its I/O casts at the end, which ``onnx.checker`` rejects)."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError(f"graph has a cycle or a missing input near node {pending[0].name!r}")
+        for node in ready:
+            available.update(node.output)
+        ordered.extend(ready)
+        pending = [n for n in pending if n not in ready]
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def _remove_cast_round_trips(graph: onnx.GraphProto) -> int:
+    """Bypass ``x -> Cast(fp16) -> Cast(fp32)`` pairs: the float16 converter puts one between
+    every two blocked nodes, which would round the attention's Gram matrix through fp16
+    (and overflow it) although both nodes run in fp32. Returns the number bypassed."""
+    producer = {o: n for n in graph.node for o in n.output}
+
+    def cast_to(node: onnx.NodeProto) -> int | None:
+        return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+
+    rename: dict[str, str] = {}
+    for node in graph.node:
+        first = producer.get(node.input[0]) if node.input else None
+        if cast_to(node) == onnx.TensorProto.FLOAT and first is not None and cast_to(first) == onnx.TensorProto.FLOAT16:
+            rename[node.output[0]] = first.input[0]
+    graph_outputs = {o.name for o in graph.output}
+    rename = {k: v for k, v in rename.items() if k not in graph_outputs}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in rename:
+                node.input[index] = rename[name]
+    # Drop the casts nobody reads any more.
+    while True:
+        used = {i for n in graph.node for i in n.input} | graph_outputs
+        dead = [n for n in graph.node if n.op_type == "Cast" and not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    return len(rename)
+
+
+def _with_precision(model: onnx.ModelProto, precision: str, source: onnx.ModelProto, **extra) -> onnx.ModelProto:
+    meta = read_metadata(source)
+    set_metadata(model, replace(meta, precision=precision, extra={**meta.extra, **extra}))
+    return model
+
+
+def convert_fp16(fp32_path: str | Path, output: str | Path, keep_fp32: Sequence[str] | None = None) -> Path:
+    """Write the fp16 version of ``fp32_path`` to ``output``; float32 I/O, attention in fp32.
+
+    ``keep_fp32``: node names to keep fp32 (default: :func:`attention_nodes`).
+    """
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    source = onnx.load(str(fp32_path))
+    blocked = list(attention_nodes(source) if keep_fp32 is None else keep_fp32)
+    model = convert_float_to_float16(
+        onnx.load(str(fp32_path)), keep_io_types=True, node_block_list=blocked, disable_shape_infer=False
+    )
+    _remove_cast_round_trips(model.graph)
+    _sort_topologically(model.graph)
+    _with_precision(model, "fp16", source, fp32_nodes=len(blocked))
+    onnx.checker.check_model(model)
+    output = Path(output)
+    onnx.save_model(model, str(output))
+    return output
+
+
+class CropCalibrationReader:
+    """ONNX Runtime ``CalibrationDataReader`` over (N, 4, S, S) float32 crops, ``batch`` per read.
+
+    Subclasses nothing at import time so the module loads without onnxruntime's quantization
+    package; :func:`quantize_int8` wraps it.
+    """
+
+    def __init__(self, inputs: np.ndarray, batch: int = 1) -> None:
+        inputs = np.asarray(inputs, dtype=np.float32)
+        if inputs.ndim != 4 or inputs.shape[1] != 4 or len(inputs) == 0:
+            raise ValueError(f"calibration inputs must be (N, 4, S, S) with N > 0, got {inputs.shape}")
+        self.inputs, self.batch, self.position = inputs, batch, 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.position >= len(self.inputs):
+            return None
+        chunk = self.inputs[self.position : self.position + self.batch]
+        self.position += self.batch
+        return {INPUT_NAME: np.ascontiguousarray(chunk)}
+
+    def rewind(self) -> None:
+        self.position = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.inputs) // self.batch)
+
+
+def quantize_int8(
+    fp32_path: str | Path,
+    output: str | Path,
+    calibration: np.ndarray | Iterable[np.ndarray],
+    method: str = "minmax",
+    per_channel: bool = True,
+    keep_fp32: Sequence[str] | None = None,
+) -> Path:
+    """Static int8 (QDQ) quantisation of ``fp32_path`` calibrated on ``calibration`` (N, 4, S, S).
+
+    Args:
+        method: "minmax", "entropy" or "percentile" (ONNX Runtime calibration methods).
+        per_channel: per-output-channel weight scales (better accuracy on convolutions).
+        keep_fp32: node names left unquantised (default: :func:`attention_nodes`).
+    """
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise ValueError(f"unknown calibration method {method!r}; choose one of {sorted(methods)}")
+    inputs = np.concatenate([np.asarray(x, dtype=np.float32).reshape(-1, *np.shape(x)[-3:]) for x in calibration]) if not isinstance(calibration, np.ndarray) else calibration
+
+    class _Reader(CropCalibrationReader, CalibrationDataReader):
+        pass
+
+    source = onnx.load(str(fp32_path))
+    excluded = list(attention_nodes(source) if keep_fp32 is None else keep_fp32)
+    output = Path(output)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        # Shape inference + ORT graph optimisation (conv-BN already folded by export), as ORT recommends.
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
+        # Pre-processing renames nothing, but may fuse: keep only names that still exist.
+        existing = {n.name for n in onnx.load(str(prepared), load_external_data=False).graph.node}
+        quantize_static(
+            str(prepared),
+            str(output),
+            _Reader(inputs),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=[n for n in excluded if n in existing],
+            calibrate_method=methods[method],
+            extra_options={"CalibTensorRangeSymmetric": False},
+        )
+    model = onnx.load(str(output))
+    _with_precision(model, "int8", source, calibration_method=method, calibration_crops=int(len(inputs)), fp32_nodes=len(excluded))
+    onnx.save_model(model, str(output))
+    return output

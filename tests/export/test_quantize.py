@@ -1,0 +1,130 @@
+"""fp16 and int8 models: close to fp32 on real crops, attention kept in fp32, metadata updated."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from fairs_sdk.export.onnx_export import onnxruntime_session, read_metadata, run_onnx
+from fairs_sdk.export.quantize import CropCalibrationReader, attention_nodes, convert_fp16, quantize_int8
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a >= 0.5, b >= 0.5
+    union = (a | b).sum()
+    return 1.0 if union == 0 else float((a & b).sum() / union)
+
+
+@pytest.fixture(scope="module")
+def fp32_out(fp32_onnx, real_inputs) -> np.ndarray:
+    return run_onnx(onnxruntime_session(fp32_onnx), real_inputs)
+
+
+def test_fp16_close_to_fp32(fp16_onnx, real_inputs, fp32_out) -> None:
+    out = run_onnx(onnxruntime_session(fp16_onnx), real_inputs)
+    diff = np.abs(out - fp32_out)
+    assert diff.mean() < 1e-3 and diff.max() < 1e-2, f"fp16 vs fp32: mean {diff.mean():.3g}, max {diff.max():.3g}"
+    assert _mask_iou(out, fp32_out) > 0.98, f"fp16 mask IoU vs fp32 {_mask_iou(out, fp32_out):.3f}"
+
+
+def test_int8_close_to_fp32(int8_onnx, real_inputs, fp32_out) -> None:
+    out = run_onnx(onnxruntime_session(int8_onnx), real_inputs)
+    diff = np.abs(out - fp32_out)
+    assert diff.mean() < 1e-2 and diff.max() < 0.1, f"int8 vs fp32: mean {diff.mean():.3g}, max {diff.max():.3g}"
+    assert _mask_iou(out, fp32_out) > 0.9, f"int8 mask IoU vs fp32 {_mask_iou(out, fp32_out):.3f}"
+
+
+def test_fp16_keeps_io_float32(fp16_onnx) -> None:
+    session = onnxruntime_session(fp16_onnx)
+    types = [session.get_inputs()[0].type, session.get_outputs()[0].type]
+    assert types == ["tensor(float)", "tensor(float)"], f"fp16 model I/O types {types}: the runtime feeds float32"
+
+
+def test_int8_is_quantized(int8_onnx) -> None:
+    ops = {n.op_type for n in onnx.load(str(int8_onnx)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops, f"no QDQ nodes in the int8 model: {sorted(ops)}"
+
+
+def test_int8_leaves_attention_unquantized(int8_onnx) -> None:
+    model = onnx.load(str(int8_onnx))
+    dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    attention = [n for n in model.graph.node if n.name.startswith("/model/head/channel/") and n.op_type == "MatMul"]
+    assert attention, "channel-attention MatMul nodes not found by name"
+    fed = [n.name for n in attention if any(i in dequantized for i in n.input)]
+    assert not fed, f"attention MatMuls reading int8-dequantized tensors: {fed}"
+
+
+@pytest.mark.parametrize("fixture, precision", [("fp16_onnx", "fp16"), ("int8_onnx", "int8")])
+def test_metadata_precision(request, fixture: str, precision: str, checkpoint) -> None:
+    meta = read_metadata(request.getfixturevalue(fixture))
+    assert meta.precision == precision, f"metadata precision {meta.precision!r}, want {precision!r}"
+    assert meta.input_spec == checkpoint.input_spec and meta.config_digest == checkpoint.digest, "metadata lost in conversion"
+
+
+def test_attention_nodes_come_from_metadata_scopes(fp32_onnx) -> None:
+    names = attention_nodes(onnx.load(str(fp32_onnx)))
+    assert "/model/head/channel/MatMul" in names and "/model/head/position/Softmax" in names, f"attention nodes: {names[:5]}..."
+    assert not any(n.startswith("/model/backbone/") for n in names), "backbone nodes listed as attention"
+
+
+def _input_types(model: onnx.ModelProto) -> dict[str, list[int]]:
+    """Node name -> element types of its inputs, after ONNX shape inference."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.input]}
+    types.update({t.name: t.data_type for t in inferred.graph.initializer})
+    return {n.name: [types.get(i, 0) for i in n.input if i] for n in inferred.graph.node}
+
+
+def test_fp16_attention_products_stay_fp32(fp16_onnx) -> None:
+    """The attention MatMuls and Softmaxes read float32, the backbone convolutions float16.
+
+    (ONNX Runtime's CPU provider computes most fp16 ops in fp32 anyway, so the Gram
+    overflow this prevents only shows on GPUs: the graph itself is what is checked.)
+    """
+    types = _input_types(onnx.load(str(fp16_onnx)))
+    attention = {k: v for k, v in types.items() if k.startswith("/model/head/") and k.rsplit("/", 1)[-1].startswith(("MatMul", "Softmax"))}
+    assert len(attention) == 6, f"expected 4 MatMuls and 2 Softmaxes in the attention, found {sorted(attention)}"
+    not_fp32 = {k: v for k, v in attention.items() if any(t != onnx.TensorProto.FLOAT for t in v)}
+    assert not not_fp32, f"attention nodes with non-float32 inputs: {not_fp32}"
+    stem = types["/model/backbone/body/conv1/Conv"]
+    assert stem and all(t == onnx.TensorProto.FLOAT16 for t in stem), f"backbone stem inputs {stem}: the model was not converted"
+
+
+def test_fp16_attention_never_rounds_through_fp16(fp16_onnx) -> None:
+    """No attention tensor goes fp32 -> fp16 -> fp32 between two attention nodes (the Gram
+    matrix would overflow in the fp16 step)."""
+    model = onnx.load(str(fp16_onnx))
+    producer = {o: n for n in model.graph.node for o in n.output}
+    scopes = ("/model/head/position/", "/model/head/channel/")
+    round_trips = []
+    for node in model.graph.node:
+        if not node.name.startswith(scopes) or node.op_type == "Cast":
+            continue
+        for name in node.input:
+            chain, current = [], producer.get(name)
+            while current is not None and current.op_type == "Cast":
+                chain.append(next(a.i for a in current.attribute if a.name == "to"))
+                current = producer.get(current.input[0])
+            if onnx.TensorProto.FLOAT16 in chain and current is not None and current.name.startswith(scopes):
+                round_trips.append(f"{current.name} -> {node.name}")
+    assert not round_trips, f"attention tensors rounded through fp16: {round_trips}"
+
+
+def test_calibration_reader_rejects_bad_shape() -> None:
+    with pytest.raises(ValueError, match=r"\(N, 4, S, S\)"):
+        CropCalibrationReader(np.zeros((2, 3, 8, 8), np.float32))
+
+
+def test_calibration_reader_batches_and_rewinds() -> None:
+    reader = CropCalibrationReader(np.zeros((5, 4, 8, 8), np.float32), batch=2)
+    shapes = []
+    while (item := reader.get_next()) is not None:
+        shapes.append(item["input"].shape[0])
+    reader.rewind()
+    assert shapes == [2, 2, 1] and reader.get_next() is not None, f"batches {shapes}, rewind failed"
+
+
+def test_unknown_calibration_method(fp32_onnx, tmp_path, calibration_inputs) -> None:
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        quantize_int8(fp32_onnx, tmp_path / "x.onnx", calibration_inputs, method="magic")
