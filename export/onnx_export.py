@@ -69,7 +69,13 @@ def read_metadata(path_or_model: str | Path | onnx.ModelProto) -> ModelMetadata:
     if isinstance(path_or_model, onnx.ModelProto):
         model, source = path_or_model, "model"
     else:
-        model, source = onnx.load(str(path_or_model), load_external_data=False), str(path_or_model)
+        source = str(path_or_model)
+        try:
+            model = onnx.load(source, load_external_data=False)
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # protobuf DecodeError and friends
+            raise ValueError(f"{source} is not an ONNX file: {err}") from err
     return ModelMetadata.from_props({p.key: p.value for p in model.metadata_props}, source=source)
 
 

@@ -182,10 +182,11 @@ class EngineCache:
         trt_version: str | None = None,
     ) -> EngineKey:
         """The key of ``onnx_path`` on this machine (``gpu`` and ``trt_version`` found when None)."""
+        trt_version = trt_version or tensorrt_version()
         gpu = gpu or gpu_info()
         return EngineKey(
             onnx_sha256=file_sha256(onnx_path),
-            tensorrt_version=trt_version or tensorrt_version(),
+            tensorrt_version=trt_version,
             gpu_name=gpu.name,
             compute_capability=gpu.compute_capability,
             precision=precision,
@@ -292,7 +293,10 @@ def tensorrt_version() -> str:
 def gpu_info(device: int = 0) -> GpuInfo:
     """Name and compute capability of CUDA device ``device``."""
     cudart = _cudart()
-    props = _check(cudart.cudaGetDeviceProperties(device))
+    try:
+        props = _check(cudart.cudaGetDeviceProperties(device))
+    except RuntimeError as error:
+        raise RuntimeError(f"no usable CUDA GPU {device} for TensorRT: {error}") from None
     name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
     return GpuInfo(name=name, compute_capability=(int(props.major), int(props.minor)))
 

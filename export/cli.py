@@ -1,0 +1,182 @@
+"""``fairs-export``: checkpoint -> ONNX -> fp16 / int8 ONNX -> TensorRT engine, and precision reports.
+
+    fairs-export onnx CHECKPOINT -o model.onnx [--data DIR]        # export + checker + parity
+    fairs-export quantize model.onnx --precision fp16 -o model_fp16.onnx
+    fairs-export quantize model.onnx --precision int8 --data DIR -o model_int8.onnx
+    fairs-export trt model.onnx --precision fp16 --cache-dir engines/ [--max-batch 8]
+    fairs-export compare model.onnx model_fp16.onnx model_int8.onnx --data dev/davis345
+
+Errors (missing or incompatible checkpoint, bad options) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _default_data() -> Path | None:
+    """``../shared/data/train/coco_mval`` beside the project, if it exists."""
+    candidate = Path(__file__).resolve().parents[2] / "shared" / "data" / "train" / "coco_mval"
+    return candidate if (candidate / "images").is_dir() else None
+
+
+def _cmd_onnx(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .checkpoint import load_checkpoint
+    from .onnx_export import check_parity, export_onnx
+    from .samples import stack_inputs
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    output = export_onnx(checkpoint, args.output, opset=args.opset, dynamic_batch=not args.static_batch)
+    print(f"wrote {output} (opset {args.opset}, onnx.checker passed)")
+    data = args.data or _default_data()
+    if data is not None:
+        inputs = stack_inputs(data, checkpoint.input_spec, count=args.parity_count, stride=7)
+        source = f"{len(inputs)} real crops from {data}"
+    else:
+        rng = np.random.default_rng(0)
+        size = checkpoint.input_spec.input_size
+        inputs = np.concatenate([rng.uniform(0, 255, (2, 3, size, size)), rng.uniform(0, 1, (2, 1, size, size))], 1).astype(np.float32)
+        source = "2 random inputs (no --data given and ../shared/data not found)"
+    diff = check_parity(checkpoint, output, inputs if not args.static_batch else inputs[:1], atol=args.atol)
+    print(f"parity: max |ORT - PyTorch| = {diff:.2e} on {source} (limit {args.atol:g})")
+    return 0
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from .onnx_export import read_metadata
+
+    meta = read_metadata(args.model)
+    if meta.precision != "fp32":
+        raise ValueError(f"{args.model} is {meta.precision}; quantize starts from the fp32 export")
+    output = args.output or Path(args.model).with_name(Path(args.model).stem + f"_{args.precision}.onnx")
+    if args.precision == "fp16":
+        from .quantize import convert_fp16
+
+        convert_fp16(args.model, output)
+    else:
+        from .quantize import quantize_int8
+        from .samples import stack_inputs
+
+        data = args.data or _default_data()
+        if data is None:
+            raise ValueError("int8 calibration needs real crops: pass --data DIR (images/ + masks/)")
+        inputs = stack_inputs(data, meta.input_spec, count=args.calibration_count, stride=args.calibration_stride)
+        quantize_int8(args.model, output, inputs, method=args.method)
+        print(f"calibrated on {len(inputs)} crops from {data} ({args.method})")
+    print(f"wrote {output} ({args.precision}, attention kept in fp32)")
+    return 0
+
+
+def _cmd_trt(args: argparse.Namespace) -> int:
+    from fairs_sdk.trt import EngineCache, make_calibrator, read_onnx_props
+
+    calibrator = None
+    if args.precision == "int8" and not args.qdq:
+        from fairs_sdk.model_format import ModelMetadata
+
+        from .samples import stack_inputs
+
+        data = args.data or _default_data()
+        if data is None:
+            raise ValueError("int8 engines need calibration crops: pass --data DIR, or --qdq for an int8 ONNX file")
+        spec = ModelMetadata.from_props(read_onnx_props(args.model), source=str(args.model)).input_spec
+        inputs = stack_inputs(data, spec, count=args.calibration_count, stride=args.calibration_stride)
+        cache_dir = Path(args.cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        calibrator = make_calibrator(inputs, batch_size=min(8, len(inputs)), cache_path=cache_dir / "int8_calibration.table")
+    engine = EngineCache(args.cache_dir).get_or_build(
+        args.model, args.precision, max_batch=args.max_batch, opt_batch=args.opt_batch, calibrator=calibrator
+    )
+    print(f"engine: {engine}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_models, format_table
+
+    scores = compare_models(args.models, args.data, limit=args.limit, threads=args.threads)
+    table = format_table(scores)
+    print(table)
+    if args.output:
+        Path(args.output).write_text(table + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairs-export", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("onnx", help="checkpoint -> fp32 ONNX with metadata, checked against PyTorch")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--static-batch", action="store_true", help="fix N = 1 instead of a dynamic batch axis")
+    p.add_argument("--data", type=Path, help="images/ + masks/ folder for the parity crops (default ../shared/data/train/coco_mval)")
+    p.add_argument("--parity-count", type=int, default=8)
+    p.add_argument("--atol", type=float, default=1e-4, help="max abs probability difference allowed")
+    p.set_defaults(run=_cmd_onnx)
+
+    p = sub.add_parser("quantize", help="fp32 ONNX -> fp16 or int8 ONNX (attention in fp32)")
+    p.add_argument("model", type=Path)
+    p.add_argument("--precision", choices=("fp16", "int8"), required=True)
+    p.add_argument("-o", "--output", type=Path)
+    p.add_argument("--data", type=Path, help="calibration images/ + masks/ (int8)")
+    p.add_argument("--calibration-count", type=int, default=64)
+    p.add_argument("--calibration-stride", type=int, default=11)
+    p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    p.set_defaults(run=_cmd_quantize)
+
+    p = sub.add_parser("trt", help="ONNX -> cached TensorRT 10 engine")
+    p.add_argument("model", type=Path)
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+    p.add_argument("--cache-dir", type=Path, default=Path("engines"))
+    p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument("--opt-batch", type=int, default=1)
+    p.add_argument("--data", type=Path, help="int8 calibration images/ + masks/")
+    p.add_argument("--qdq", action="store_true", help="the ONNX file is already int8 (QDQ): no calibrator")
+    p.add_argument("--calibration-count", type=int, default=64)
+    p.add_argument("--calibration-stride", type=int, default=11)
+    p.set_defaults(run=_cmd_trt)
+
+    p = sub.add_parser("compare", help="mIoU and CPU latency of models against the first one")
+    p.add_argument("models", type=Path, nargs="+", help="reference (fp32) first")
+    p.add_argument("--data", type=Path, required=True, help="evaluation images/ + masks/, e.g. ../shared/data/dev/davis345")
+    p.add_argument("--limit", type=int, help="first N objects only")
+    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    p.add_argument("-o", "--output", type=Path, help="also write the table here")
+    p.set_defaults(run=_cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .onnx_export import ParityError
+
+    args = build_parser().parse_args(argv)
+    for name in ("checkpoint", "model", "models"):
+        paths = getattr(args, name, None)
+        for path in paths if isinstance(paths, list) else [paths] if paths is not None else []:
+            if not Path(path).is_file():
+                print(f"fairs-export: error: {name} not found: {path}", file=sys.stderr)
+                return 2
+    try:
+        return args.run(args)
+    except ParityError as error:
+        print(f"fairs-export: parity check failed: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, ImportError) as error:  # CheckpointError, NotAFairsModelError, missing packages
+        print(f"fairs-export: error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:  # no GPU, TensorRT build failure
+        print(f"fairs-export: failed: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

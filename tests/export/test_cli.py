@@ -1,0 +1,77 @@
+"""fairs-export command line: each subcommand's happy path and its errors."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from fairs_sdk.export.cli import main
+from fairs_sdk.export.onnx_export import read_metadata
+
+DAVIS = Path(__file__).resolve().parents[3] / "shared" / "data" / "dev" / "davis345"
+
+
+def test_onnx_exports_and_checks_parity(checkpoint_path, coco_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "m.onnx"
+    code = main(["onnx", str(checkpoint_path), "-o", str(out), "--data", str(coco_dir), "--parity-count", "3"])
+    printed = capsys.readouterr().out
+    assert code == 0 and out.is_file(), f"exit {code}, output: {printed}"
+    assert "parity: max |ORT - PyTorch|" in printed and "real crops" in printed, f"no parity report: {printed}"
+
+
+def test_onnx_missing_checkpoint(tmp_path, capsys) -> None:
+    code = main(["onnx", str(tmp_path / "none.pt"), "-o", str(tmp_path / "m.onnx")])
+    assert code == 2 and "checkpoint not found" in capsys.readouterr().err, "missing checkpoint not reported"
+
+
+def test_onnx_incompatible_checkpoint(tiny_state, tmp_path, capsys) -> None:
+    state = tiny_state()
+    state["config"]["model"]["backbone"] = "resnet34"
+    torch.save(state, tmp_path / "other.pt")
+    code = main(["onnx", str(tmp_path / "other.pt"), "-o", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2 and "weights do not fit" in err, f"exit {code}, stderr: {err}"
+    assert not (tmp_path / "m.onnx").exists(), "an ONNX file was written for a broken checkpoint"
+
+
+def test_quantize_fp16(fp32_onnx, tmp_path) -> None:
+    out = tmp_path / "h.onnx"
+    assert main(["quantize", str(fp32_onnx), "--precision", "fp16", "-o", str(out)]) == 0, "fp16 quantize failed"
+    assert read_metadata(out).precision == "fp16", "fp16 file metadata not fp16"
+
+
+def test_quantize_refuses_non_fairs_onnx(tmp_path, capsys) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save(helper.make_model(graph), str(tmp_path / "plain.onnx"))
+    code = main(["quantize", str(tmp_path / "plain.onnx"), "--precision", "fp16"])
+    assert code == 2 and "not a FAIRS model" in capsys.readouterr().err, "foreign ONNX file not refused"
+
+
+def test_quantize_refuses_already_quantized(fp16_onnx, capsys) -> None:
+    code = main(["quantize", str(fp16_onnx), "--precision", "int8"])
+    assert code == 2 and "starts from the fp32 export" in capsys.readouterr().err, "re-quantising an fp16 file not refused"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT installed: the error path does not apply")
+def test_trt_without_tensorrt_says_what_is_missing(fp32_onnx, tmp_path, capsys) -> None:
+    code = main(["trt", str(fp32_onnx), "--precision", "fp16", "--cache-dir", str(tmp_path)])
+    assert code == 2 and "tensorrt" in capsys.readouterr().err.lower(), "missing TensorRT not explained"
+
+
+def test_compare_prints_a_table(fp32_onnx, fp16_onnx, tmp_path, capsys) -> None:
+    if not (DAVIS / "images").is_dir():
+        pytest.skip(f"DAVIS-345 not found at {DAVIS}")
+    code = main(["compare", str(fp32_onnx), str(fp16_onnx), "--data", str(DAVIS), "--limit", "3", "-o", str(tmp_path / "t.md")])
+    printed = capsys.readouterr().out
+    assert code == 0 and "objects: 3" in printed, f"exit {code}: {printed}"
+    rows = [line for line in printed.splitlines() if line.startswith("| tiny_")]
+    assert len(rows) == 2 and "| fp16 |" in rows[1] and "+0.00" in rows[0], f"table rows: {rows}"
