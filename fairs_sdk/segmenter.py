@@ -93,6 +93,22 @@ def _sfg_lock() -> contextlib.AbstractContextManager:
     return threading.Lock() if layer == "workqueue" else contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def _numba_threads(count: int | None):
+    """Run Numba parallel kernels of this thread with ``count`` threads (thread-local setting)."""
+    if count is None:
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
 class Segmenter:
     """Segments objects from extreme points and corrective clicks with an exported FAIRS model.
 
@@ -109,6 +125,10 @@ class Segmenter:
         max_batch: most objects per backend call in :meth:`segment_many`
             (``None``: the backend's own limit, or all at once).
         warmup: run one segmentation at construction, so the first call is not slow.
+        sfg_threads: threads of the Numba SFG kernel per call. ``None``: 1 when the
+            model runs on the CPU only (its threads then need every core, and idle
+            OpenMP workers spinning after a parallel SFG slowed the engine by up to
+            2x in our measurements), else Numba's default (all cores).
 
     Raises:
         FileNotFoundError: the model file (or the bundled default) is missing.
@@ -129,6 +149,7 @@ class Segmenter:
         max_image_pixels: int = MAX_IMAGE_PIXELS,
         max_batch: int | None = None,
         warmup: bool = True,
+        sfg_threads: int | None = None,
     ) -> None:
         self.model_path = Path(model) if model is not None else _default_model()
         self.backend: Backend = load_backend(
@@ -141,6 +162,10 @@ class Segmenter:
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.max_batch = max_batch if limit is None else min(max_batch or limit, limit)
+        cpu_only = all(p == "CPUExecutionProvider" for p in self.providers)
+        if sfg_threads is not None and sfg_threads < 1:
+            raise ValueError(f"sfg_threads must be >= 1, got {sfg_threads}")
+        self.sfg_threads = sfg_threads if sfg_threads is not None else (1 if cpu_only else None)
         self._sfg_guard: contextlib.AbstractContextManager = threading.Lock()
         if warmup:
             self._warmup()
@@ -195,7 +220,7 @@ class Segmenter:
         s = spec.input_size
         box = crop.crop_box(np.concatenate([ep, pos]), spec.relax)
         pixels = crop.crop_resize(rgb, box, s)  # (S, S, 3) uint8
-        with self._sfg_guard:
+        with self._sfg_guard, _numba_threads(self.sfg_threads):
             sfg = soft_focus(
                 (s, s),
                 crop.to_canvas(ep, box, s),

@@ -482,3 +482,15 @@ def test_empty_mask_has_no_polygons_and_valid_rle():
     mask = np.zeros((8, 9), bool)
     res = Result(mask, mask.astype(np.float32), (0, 0, 9, 8))
     assert res.to_polygons() == [] and res.to_rle() == {"size": [8, 9], "counts": "X2"}
+
+
+def test_sfg_runs_single_threaded_when_the_model_is_on_cpu(red_model):
+    seg = Segmenter(red_model, providers=["cpu"], warmup=False)
+    assert seg.sfg_threads == 1, f"CPU-only model: SFG should leave the cores to the engine, got {seg.sfg_threads}"
+
+
+def test_sfg_threads_setting_is_restored_after_a_call(red_segmenter):
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    red_segmenter.segment(rect_image(), RECT_POINTS)
+    assert numba.get_num_threads() == before, "segment() left Numba's thread count changed"

@@ -1,0 +1,298 @@
+"""The ``fairs`` command: segment an image from clicks, or time the runtime on this machine.
+
+    fairs segment photo.jpg --points 120,200 420,230 260,90 280,400 [--positive X,Y ...]
+                  [--negative X,Y ...] [--model model.onnx] [--out outputs/]
+    fairs segment photo.jpg --json clicks.json
+    fairs bench [--model model.onnx] [--size 1920x1080] [--objects 8] [--repeat 20]
+
+``segment`` writes, into ``--out``: ``<stem>_mask.png`` (0/255; one
+``<stem>_mask_<k>.png`` per object when there are several), ``<stem>_overlay.png``
+(the image with the masks tinted and the clicks drawn) and ``<stem>.json``
+(image size, model, and per object its clicks, COCO RLE, crop box, mask box, area).
+A clicks JSON file holds one object ``{"extreme_points": [[x, y], ...],
+"positive_clicks": [...], "negative_clicks": [...]}``, a list of such objects, or
+``{"objects": [...]}``. Points are (x, y) image pixels.
+
+Errors (bad image, bad points, missing or foreign model) print ``fairs: error: ...``
+and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+__all__ = ["main"]
+
+_COLORS = [(0, 200, 0), (230, 60, 60), (60, 120, 255), (240, 200, 0), (200, 0, 200), (0, 200, 200)]
+
+
+class CliError(Exception):
+    """A problem with the command line or its files; printed without a traceback."""
+
+
+# ----------------------------------------------------------------------------- input
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a point is X,Y (two numbers, comma, no space), got {text!r}") from None
+    return x, y
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT, e.g. 1920x1080, got {text!r}") from None
+    return w, h
+
+
+def read_image(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from an image file."""
+    if not path.is_file():
+        raise CliError(f"image not found: {path}")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise CliError(f"cannot read {path} as an image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_objects(path: Path) -> list[dict[str, Any]]:
+    """The objects of a clicks JSON file (see the module docstring)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CliError(f"clicks file not found: {path}") from None
+    except ValueError as err:
+        raise CliError(f"{path} is not valid JSON: {err}") from None
+    if isinstance(data, dict) and "objects" in data:
+        data = data["objects"]
+    objects = data if isinstance(data, list) else [data]
+    if not objects or not all(isinstance(o, dict) and "extreme_points" in o for o in objects):
+        raise CliError(f"{path}: expected an object with 'extreme_points', a list of them, or {{'objects': [...]}}")
+    for k, obj in enumerate(objects):
+        unknown = set(obj) - {"extreme_points", "positive_clicks", "negative_clicks"}
+        if unknown:
+            raise CliError(f"{path}: object {k} has unknown keys {sorted(unknown)}")
+    return objects
+
+
+# ---------------------------------------------------------------------------- output
+def overlay(image: np.ndarray, results: Sequence, objects: Sequence[dict[str, Any]]) -> np.ndarray:
+    """The image with each mask tinted and outlined and its clicks drawn; (H, W, 3) uint8 RGB."""
+    out = image.copy()
+    for k, (res, obj) in enumerate(zip(results, objects)):
+        color = np.array(_COLORS[k % len(_COLORS)], dtype=np.float32)
+        out[res.mask] = (0.5 * out[res.mask] + 0.5 * color).astype(np.uint8)
+        cv2.drawContours(out, res.to_polygons(), -1, tuple(int(c) for c in color), 2)
+        r = max(3, round(0.006 * max(image.shape[:2])))
+        for key, fill in (("extreme_points", (255, 0, 255)), ("positive_clicks", (0, 255, 0)), ("negative_clicks", (255, 0, 0))):
+            for x, y in obj.get(key, ()):
+                centre = (int(round(x)), int(round(y)))
+                cv2.circle(out, centre, r, fill, -1, cv2.LINE_AA)
+                cv2.circle(out, centre, r, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def _write_png(path: Path, rgb_or_gray: np.ndarray) -> None:
+    array = rgb_or_gray if rgb_or_gray.ndim == 2 else cv2.cvtColor(rgb_or_gray, cv2.COLOR_RGB2BGR)
+    if not cv2.imwrite(str(path), array):
+        raise CliError(f"cannot write {path}")
+
+
+def _points_list(points) -> list[list[float]]:
+    return [[float(x), float(y)] for x, y in np.asarray(points, dtype=np.float64).reshape(-1, 2)]
+
+
+# --------------------------------------------------------------------------- segment
+def cmd_segment(args: argparse.Namespace) -> int:
+    from fairs_sdk import Segmenter
+
+    if args.json is not None and args.points is not None:
+        raise CliError("give the clicks either with --points or with --json, not both")
+    if args.json is not None:
+        objects = read_objects(args.json)
+    elif args.points is not None:
+        objects = [{"extreme_points": args.points, "positive_clicks": args.positive, "negative_clicks": args.negative}]
+    else:
+        raise CliError("no clicks: give --points X,Y X,Y ... or --json FILE")
+    image = read_image(args.image)
+    seg = Segmenter(args.model, backend=args.backend, providers=args.providers)
+    if len(objects) == 1:  # errors then name the argument, not "objects[0]"
+        results = [seg.segment(image, **objects[0], threshold=args.threshold)]
+    else:
+        results = seg.segment_many(image, objects, threshold=args.threshold)
+
+    out_dir = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = args.image.stem
+    written = []
+    for k, res in enumerate(results):
+        name = f"{stem}_mask.png" if len(results) == 1 else f"{stem}_mask_{k}.png"
+        _write_png(out_dir / name, res.mask.astype(np.uint8) * 255)
+        written.append(out_dir / name)
+    _write_png(out_dir / f"{stem}_overlay.png", overlay(image, results, objects))
+    written.append(out_dir / f"{stem}_overlay.png")
+    report = {
+        "image": str(args.image),
+        "size": [int(image.shape[0]), int(image.shape[1])],
+        "model": str(seg.model_path),
+        "backend": seg.backend.name,
+        "providers": list(seg.providers),
+        "threshold": seg.spec.threshold if args.threshold is None else args.threshold,
+        "objects": [
+            {
+                "extreme_points": _points_list(obj["extreme_points"]),
+                "positive_clicks": _points_list(obj.get("positive_clicks", ())),
+                "negative_clicks": _points_list(obj.get("negative_clicks", ())),
+                "rle": res.to_rle(),
+                "crop_box": list(res.box),
+                "bbox": list(res.bbox()) if res.bbox() is not None else None,
+                "area": res.area,
+            }
+            for obj, res in zip(objects, results)
+        ],
+    }
+    (out_dir / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
+    written.append(out_dir / f"{stem}.json")
+    for path in written:
+        print(path)
+    return 0
+
+
+# ----------------------------------------------------------------------------- bench
+def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def bench_objects(width: int, height: int, count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``count`` plausible objects (4 extreme points, a positive and a negative click) in a W x H image."""
+    rng = np.random.default_rng(seed)
+    objects = []
+    for _ in range(count):
+        cx, cy = rng.uniform(0.2, 0.8) * width, rng.uniform(0.2, 0.8) * height
+        rx, ry = rng.uniform(0.05, 0.18) * width, rng.uniform(0.05, 0.18) * height
+        objects.append(
+            {
+                "extreme_points": [(cx - rx, cy), (cx + rx, cy + 0.1 * ry), (cx, cy - ry), (cx - 0.1 * rx, cy + ry)],
+                "positive_clicks": [(cx + 0.3 * rx, cy)],
+                "negative_clicks": [(cx - 0.5 * rx, cy - 0.5 * ry)],
+            }
+        )
+    return objects
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from fairs_sdk import Segmenter, crop
+    from fairs_sdk.sfg import soft_focus
+    from fairs_sdk.validation import check_image
+
+    t0 = time.perf_counter()
+    seg = Segmenter(args.model, backend=args.backend, providers=args.providers)
+    load_s = time.perf_counter() - t0
+    if args.image is not None:
+        image = read_image(args.image)
+    else:
+        w, h = args.size
+        image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    h, w = image.shape[:2]
+    objects = bench_objects(w, h, args.objects)
+    obj = objects[0]
+    s, spec = seg.spec.input_size, seg.spec
+    prepared = seg.prepare(image, **obj)
+    batch = prepared.input[None]
+    probabilities = seg.backend.run(batch)
+    ep = np.asarray(obj["extreme_points"], dtype=np.float64)
+    pos, neg = np.asarray(obj["positive_clicks"], np.float64), np.asarray(obj["negative_clicks"], np.float64)
+    box = prepared.box
+    r = args.repeat
+
+    print(f"model      {seg.model_path} ({seg.metadata.backbone}, {seg.metadata.precision}, input {s} x {s})")
+    print(f"backend    {seg.backend.name}, providers {list(seg.providers)}; load + warm-up {load_s:.2f} s")
+    print(f"image      {w} x {h}; median of {r} runs")
+    stages = [
+        ("check image", lambda: check_image(image)),
+        ("crop + resize", lambda: crop.crop_resize(image, box, s)),
+        ("SFG", lambda: soft_focus((s, s), crop.to_canvas(ep, box, s), crop.to_canvas(pos, box, s),
+                                   crop.to_canvas(neg, box, s), spec.beta, spec.kappa, spec.sigma)),
+        ("prepare (all of the above)", lambda: seg.prepare(image, **obj)),
+        ("engine", lambda: seg.backend.run(batch)),
+        ("paste back + threshold", lambda: seg.postprocess(probabilities[0], prepared)),
+    ]
+    timings = {name: _median_ms(fn, r) for name, fn in stages}
+    total = _median_ms(lambda: seg.segment(image, **obj), r)
+    for name, ms in timings.items():
+        print(f"  {name:28s} {ms:9.2f} ms")
+    engine = timings["engine"]
+    print(f"  {'segment (end to end)':28s} {total:9.2f} ms  (+{100 * (total - engine) / engine:.1f} % over the engine)")
+    many = _median_ms(lambda: seg.segment_many(image, objects), max(1, r // 2))
+    single = _median_ms(lambda: [seg.segment(image, **o) for o in objects], max(1, r // 2))
+    n = len(objects)
+    print(f"  {f'segment_many, {n} objects':28s} {many:9.2f} ms  ({many / n:.2f} ms per object)")
+    print(f"  {f'{n} x segment':28s} {single:9.2f} ms  ({single / n:.2f} ms per object)")
+    return 0
+
+
+# ------------------------------------------------------------------------------ main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairs", description="FAIRS object segmentation from extreme points.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", type=Path, default=None, help="ONNX model or TensorRT engine (default: bundled model)")
+        p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
+        p.add_argument("--providers", nargs="+", default=None, metavar="NAME",
+                       help="ONNX Runtime providers to use, in order (tensorrt, cuda, cpu); default: all installed")
+
+    seg = sub.add_parser("segment", help="segment one image; writes mask PNG, overlay PNG and JSON")
+    seg.add_argument("image", type=Path)
+    seg.add_argument("--points", nargs="+", type=_point, metavar="X,Y", help="extreme points (2 or more)")
+    seg.add_argument("--positive", nargs="+", type=_point, default=[], metavar="X,Y", help="'object' clicks")
+    seg.add_argument("--negative", nargs="+", type=_point, default=[], metavar="X,Y", help="'background' clicks")
+    seg.add_argument("--json", type=Path, default=None, help="clicks file: one object, a list, or {'objects': [...]}")
+    seg.add_argument("--threshold", type=float, default=None, help="mask threshold (default: the model's, 0.5)")
+    seg.add_argument("--out", type=Path, default=Path("."), help="output folder (default: current folder)")
+    model_options(seg)
+    seg.set_defaults(func=cmd_segment)
+
+    bench = sub.add_parser("bench", help="time the runtime and each of its stages on this machine")
+    bench.add_argument("--image", type=Path, default=None, help="image to time on (default: random, --size)")
+    bench.add_argument("--size", type=_size, default=(1920, 1080), metavar="WxH", help="random image size")
+    bench.add_argument("--objects", type=int, default=8, help="objects for segment_many (default 8)")
+    bench.add_argument("--repeat", type=int, default=20, help="runs per measurement (median reported)")
+    model_options(bench)
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fairs`` command; returns the exit status."""
+    from fairs_sdk.backends import ModelLoadError, ProviderError
+    from fairs_sdk.model_format import NotAFairsModelError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, ValueError, FileNotFoundError, ModelLoadError, NotAFairsModelError, ProviderError) as err:
+        print(f"fairs: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
