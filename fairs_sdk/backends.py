@@ -11,15 +11,17 @@ and maps a batch ``(N, 4, S, S)`` float32 (raw RGB 0..255 + SFG, see
   is not installed or does not load is an error (:class:`ProviderError`), never a
   silent fall back to CPU.
 - :class:`TensorRTBackend`: a serialized TensorRT engine ``X.engine`` run by
-  :mod:`fairs_sdk.trt`. Its metadata is the same props dict as an ONNX model's
-  ``metadata_props``, stored as a JSON object in ``X.engine.json`` beside it
-  (:func:`engine_metadata_path`).
+  :mod:`fairs_sdk.trt`, or an ONNX file whose engine comes from the engine cache.
+  Its metadata is the same props dict as an ONNX model's ``metadata_props``, in the
+  JSON sidecar ``X.json`` that :class:`fairs_sdk.trt.EngineCache` writes
+  (:func:`engine_metadata_path`). Not tested in CI (no GPU, no TensorRT there).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,6 +40,8 @@ __all__ = [
     "PROVIDER_PREFERENCE",
     "ENGINE_SUFFIXES",
     "engine_metadata_path",
+    "read_engine_metadata",
+    "DEFAULT_ENGINE_CACHE",
     "load_backend",
 ]
 
@@ -178,59 +182,92 @@ class OnnxRuntimeBackend:
 
 
 def engine_metadata_path(engine_path: PathLike) -> Path:
-    """Metadata sidecar of a TensorRT engine: ``X.engine`` -> ``X.engine.json``.
+    """Metadata sidecar of a TensorRT engine: ``X.engine`` -> ``X.json``.
 
-    It holds one JSON object, the :meth:`ModelMetadata.to_props` dict of the ONNX
-    model the engine was built from.
+    This is what :class:`fairs_sdk.trt.EngineCache` writes: a JSON object
+    ``{"key": {...}, "metadata": {props}}`` whose ``metadata`` is the
+    :meth:`ModelMetadata.to_props` dict of the ONNX model the engine was built from.
+    :func:`read_engine_metadata` also takes a file holding the props dict alone, and
+    ``X.engine.json`` where ``X.json`` is absent.
     """
-    p = Path(engine_path)
-    return p.with_name(p.name + ".json")
+    return Path(engine_path).with_suffix(".json")
 
 
 def read_engine_metadata(engine_path: PathLike) -> ModelMetadata:
     """The :class:`ModelMetadata` in an engine's JSON sidecar (:func:`engine_metadata_path`)."""
-    side = engine_metadata_path(engine_path)
-    if not side.is_file():
+    path = Path(engine_path)
+    candidates = [engine_metadata_path(path), path.with_name(path.name + ".json")]
+    side = next((c for c in candidates if c.is_file()), None)
+    if side is None:
         raise NotAFairsModelError(
-            f"{engine_path} is not a FAIRS engine: its metadata file {side.name} is missing beside it"
+            f"{engine_path} is not a FAIRS engine: its metadata file {candidates[0].name} is missing beside it"
         )
     try:
-        props = json.loads(side.read_text())
+        data = json.loads(side.read_text())
     except (OSError, ValueError) as err:
         raise NotAFairsModelError(f"cannot read FAIRS engine metadata {side}: {err}") from None
+    props = data.get("metadata", data) if isinstance(data, Mapping) else None
     if not isinstance(props, Mapping) or not all(isinstance(v, str) for v in props.values()):
-        raise NotAFairsModelError(f"{side} must hold a JSON object of strings (ONNX metadata_props)")
+        raise NotAFairsModelError(f"{side} must hold the model's metadata_props as a JSON object of strings")
     return ModelMetadata.from_props(props, source=str(engine_path))
 
 
-class TensorRTBackend:
-    """A serialized TensorRT engine (``.engine``) run by :mod:`fairs_sdk.trt`.
+#: Where ``backend="tensorrt"`` keeps engines built from ONNX files; override with
+#: the ``FAIRS_ENGINE_CACHE`` environment variable or ``engine_cache=``.
+DEFAULT_ENGINE_CACHE = Path(os.environ.get("FAIRS_ENGINE_CACHE", Path.home() / ".cache" / "fairs_sdk" / "engines"))
 
-    Needs the ``gpu`` extra (tensorrt) and an NVIDIA GPU; :mod:`fairs_sdk.trt` is
-    imported only here. The engine's metadata comes from its JSON sidecar.
+
+class TensorRTBackend:
+    """A serialized TensorRT engine run by :class:`fairs_sdk.trt.TensorRTEngine`.
+
+    Needs the ``gpu`` extra (tensorrt, cuda-python) and an NVIDIA GPU;
+    :mod:`fairs_sdk.trt` is imported only here. ``path`` is an engine file with its
+    JSON sidecar, or an ``.onnx`` file: its engine then comes from the
+    :class:`fairs_sdk.trt.EngineCache` in ``engine_cache`` (built there on the first
+    use on this GPU and TensorRT version, which takes minutes). The engine runner
+    holds one execution context and one set of device buffers, so ``run`` is
+    serialised by a lock.
     """
 
     name = "tensorrt"
 
-    def __init__(self, path: PathLike) -> None:
-        self.path = _existing_file(path)
-        self.metadata = read_engine_metadata(self.path)
+    def __init__(
+        self,
+        path: PathLike,
+        engine_cache: PathLike | None = None,
+        precision: str = "fp16",
+        max_batch: int = 8,
+    ) -> None:
+        path = _existing_file(path)
         try:
             from fairs_sdk import trt
+
+            if path.suffix.lower() == ".onnx":
+                self.onnx_path = path
+                cache = trt.EngineCache(engine_cache or DEFAULT_ENGINE_CACHE)
+                path = cache.get_or_build(path, precision=precision, max_batch=max_batch, opt_batch=1)
+            self.path = path
+            self.metadata = read_engine_metadata(path)
+            self._engine = trt.TensorRTEngine(path)
         except ImportError as err:
-            raise ProviderError(f"the TensorRT backend needs the 'gpu' extra (tensorrt): {err}") from None
-        try:
-            self._engine = trt.TensorRTEngine(self.path)
-        except (ImportError, ModuleNotFoundError) as err:
-            raise ProviderError(f"the TensorRT backend needs the 'gpu' extra (tensorrt): {err}") from None
-        except Exception as err:
-            raise ModelLoadError(f"cannot load TensorRT engine {self.path}: {err}") from None
+            raise ProviderError(f"the TensorRT backend needs the 'gpu' extra (tensorrt, cuda-python): {err}") from None
+        except NotAFairsModelError:
+            raise
+        except (RuntimeError, ValueError, OSError) as err:
+            raise ModelLoadError(f"cannot load TensorRT engine {path}: {err}") from None
+        size = self.metadata.input_spec.input_size
+        if getattr(self._engine, "size", size) != size:
+            raise NotAFairsModelError(
+                f"{path} takes {self._engine.size} x {self._engine.size} input; its metadata says {size}"
+            )
         self.providers = ("TensorRT",)
         self.max_batch = getattr(self._engine, "max_batch", None)
+        self._lock = threading.Lock()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 4, S, S) float32 -> (N, 1, S, S) float32 probabilities."""
-        return np.asarray(self._engine.run(batch))
+        """(N, 4, S, S) float32 -> (N, 1, S, S) float32 probabilities; one call at a time."""
+        with self._lock:
+            return self._engine(batch)
 
 
 def load_backend(
@@ -238,11 +275,13 @@ def load_backend(
     backend: str = "auto",
     providers: Sequence[str] | None = None,
     session_options=None,
+    engine_cache: PathLike | None = None,
 ) -> Backend:
     """Open ``model`` with ``backend``: "auto", "onnxruntime" or "tensorrt".
 
     "auto" picks TensorRT for a file ending in one of :data:`ENGINE_SUFFIXES`, ONNX
-    Runtime (with its fastest installed providers) otherwise.
+    Runtime (with its fastest installed providers) otherwise. "tensorrt" with an
+    ``.onnx`` file builds or reuses its engine in ``engine_cache``.
     """
     kind = backend.lower()
     if kind == "auto":
@@ -252,5 +291,5 @@ def load_backend(
     if kind in ("tensorrt", "trt"):
         if providers is not None:
             raise ValueError("providers apply to the onnxruntime backend only")
-        return TensorRTBackend(model)
+        return TensorRTBackend(model, engine_cache=engine_cache)
     raise ValueError(f"unknown backend {backend!r}; choose 'auto', 'onnxruntime' or 'tensorrt'")

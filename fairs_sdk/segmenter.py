@@ -113,10 +113,11 @@ class Segmenter:
     """Segments objects from extreme points and corrective clicks with an exported FAIRS model.
 
     Args:
-        model: an ``.onnx`` file or a TensorRT engine (``.engine``); ``None`` for
-            the model bundled with the package.
+        model: an ``.onnx`` file or a TensorRT engine (``.engine`` with its ``.json``
+            metadata sidecar); ``None`` for the model bundled with the package.
         backend: "auto" (TensorRT for an engine file, else ONNX Runtime),
-            "onnxruntime" or "tensorrt".
+            "onnxruntime" or "tensorrt" (an ``.onnx`` file is then built into an
+            engine once per GPU and TensorRT version, see ``engine_cache``).
         providers: ONNX Runtime execution providers to use, in order; ``None`` for
             every installed one of TensorRT, CUDA, CPU. A provider named here that
             does not load is an error.
@@ -129,6 +130,9 @@ class Segmenter:
             model runs on the CPU only (its threads then need every core, and idle
             OpenMP workers spinning after a parallel SFG slowed the engine by up to
             2x in our measurements), else Numba's default (all cores).
+        engine_cache: folder of TensorRT engines built from ONNX files for
+            ``backend="tensorrt"`` (default ``$FAIRS_ENGINE_CACHE`` or
+            ``~/.cache/fairs_sdk/engines``).
 
     Raises:
         FileNotFoundError: the model file (or the bundled default) is missing.
@@ -150,10 +154,12 @@ class Segmenter:
         max_batch: int | None = None,
         warmup: bool = True,
         sfg_threads: int | None = None,
+        engine_cache: PathLike | None = None,
     ) -> None:
         self.model_path = Path(model) if model is not None else _default_model()
         self.backend: Backend = load_backend(
-            self.model_path, backend=backend, providers=providers, session_options=session_options
+            self.model_path, backend=backend, providers=providers, session_options=session_options,
+            engine_cache=engine_cache,
         )
         self.metadata: ModelMetadata = self.backend.metadata
         self.spec: InputSpec = self.metadata.input_spec

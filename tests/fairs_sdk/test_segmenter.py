@@ -18,7 +18,7 @@ import pytest
 
 from fairs_sdk import InputError, Result, Segmenter
 from fairs_sdk import segmenter as segmenter_module
-from fairs_sdk.backends import ModelLoadError, ProviderError, engine_metadata_path
+from fairs_sdk.backends import ModelLoadError, ProviderError, engine_metadata_path, read_engine_metadata
 from fairs_sdk.config import InputSpec
 from fairs_sdk.crop import crop_box, crop_resize, paste_back, to_canvas
 from fairs_sdk.model_format import ModelMetadata, NotAFairsModelError
@@ -145,29 +145,63 @@ def test_warmup_runs_the_model_once_at_construction(red_model, monkeypatch):
     assert len(calls) == 1, f"expected one warm-up run at construction, got {calls}"
 
 
-def test_engine_metadata_sidecar_is_engine_name_plus_json():
-    assert engine_metadata_path("/m/fairs.engine") == Path("/m/fairs.engine.json")
+def _no_tensorrt() -> None:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return
+    pytest.skip("tensorrt is installed: this checks the error without it")
+
+
+def test_engine_metadata_sidecar_is_the_engine_cache_json():
+    assert engine_metadata_path("/m/fairs.engine") == Path("/m/fairs.json")
+
+
+def test_engine_metadata_is_read_from_what_engine_cache_writes(tmp_path):
+    from fairs_sdk.trt import EngineCache, EngineKey
+
+    meta = ModelMetadata(TINY_SPEC, "tf_efficientnet_lite0", precision="fp16")
+    key = EngineKey("0" * 64, "10.0.0", "Test GPU", (8, 9), "fp16", TINY_SPEC.input_size)
+    engine = EngineCache(tmp_path).store(key, b"not really an engine", metadata=meta.to_props())
+    assert read_engine_metadata(engine) == meta, "metadata stored by EngineCache not read back"
+
+
+def test_engine_metadata_may_be_a_bare_props_file(tmp_path):
+    meta = ModelMetadata(TINY_SPEC, "resnet18")
+    engine = tmp_path / "m.engine"
+    (tmp_path / "m.engine.json").write_text(json.dumps(meta.to_props()))
+    assert read_engine_metadata(engine) == meta
 
 
 def test_engine_without_metadata_sidecar_is_not_a_fairs_model(tmp_path):
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"\0" * 64)
-    with pytest.raises(NotAFairsModelError, match="model.engine.json"):
+    with pytest.raises(NotAFairsModelError, match="model.json"):
         Segmenter(engine)
 
 
 def test_engine_needs_tensorrt(tmp_path):
-    try:
-        import tensorrt  # noqa: F401
-
-        pytest.skip("tensorrt is installed: this checks the error without it")
-    except ImportError:
-        pass
+    _no_tensorrt()
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"\0" * 64)
-    engine_metadata_path(engine).write_text(json.dumps(ModelMetadata(TINY_SPEC, "x").to_props()))
+    engine_metadata_path(engine).write_text(json.dumps({"key": {}, "metadata": ModelMetadata(TINY_SPEC, "x").to_props()}))
     with pytest.raises(ProviderError, match="tensorrt"):
         Segmenter(engine)
+
+
+def test_tensorrt_backend_on_onnx_needs_tensorrt(red_model, tmp_path):
+    _no_tensorrt()
+    with pytest.raises(ProviderError, match="tensorrt"):
+        Segmenter(red_model, backend="tensorrt", engine_cache=tmp_path)
+
+
+def test_tensorrt_backend_matches_onnxruntime(tiny_model, tiny_segmenter, photo, tmp_path):
+    """Runs only with TensorRT and a GPU (the gpu extra); CI has neither."""
+    pytest.importorskip("tensorrt")
+    seg = Segmenter(tiny_model, backend="tensorrt", engine_cache=tmp_path)
+    assert seg.providers == ("TensorRT",)
+    ours, ref = seg.segment(photo, **OBJECTS[0]), tiny_segmenter.segment(photo, **OBJECTS[0])
+    np.testing.assert_allclose(ours.probabilities, ref.probabilities, atol=2e-2, err_msg="fp16 engine far from ORT")
 
 
 # -------------------------------------------------------------------------- geometry
