@@ -1,0 +1,111 @@
+"""``fairs-train``: train, evaluate, and time FAIRS models.
+
+    fairs-train train --config training/configs/fairs_resnet101.yaml [--set optim.lr=0.01 ...] [--resume run/last.pt]
+    torchrun --nproc_per_node 4 -m fairs_sdk.training.cli train --config ...    # DDP, NCCL on GPUs
+    fairs-train train --config ... --nproc 2                                   # local processes (gloo on CPU)
+    fairs-train evaluate --checkpoint run/last.pt --data ../shared/data/dev/davis345 --out eval/
+    fairs-train speed --backbone resnet101 --size 512 --batch-size 2 --precision fp32 bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .train import launch_local, run_training
+
+    config = load_config(args.config, args.set or [])
+    if args.nproc > 1:
+        launch_local(args.nproc, run_training, config, args.resume, args.device)
+    else:
+        run_training(config, resume=args.resume, device=args.device)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import build_source
+    from .evaluate import Predictor, evaluate, write_report
+    from .train import load_model
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, config = load_model(args.checkpoint, device)
+    source = build_source(args.data)
+    result = evaluate(Predictor(model, config.input, device), source, args.max_clicks, args.max_instances, progress=True)
+    paths = write_report(result, args.out)
+    print(json.dumps({k: v for k, v in result.summary.items() if k != "miou_at"}, indent=2))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _speed(args: argparse.Namespace) -> int:
+    import torch
+
+    from .model import ModelConfig
+    from .speed import measure_training_speed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for backbone in args.backbone:
+        for precision in args.precision:
+            config = ModelConfig(backbone=backbone, head=args.head, head_channels=args.head_channels, output_stride=args.output_stride)
+            result = measure_training_speed(config, args.size, args.batch_size, precision, args.steps, args.warmup, args.device)
+            print(result.line(), flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fairs-train", description="Train and evaluate FAIRS models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train (one process, torchrun DDP, or --nproc local processes)")
+    train.add_argument("--config", type=Path, help="YAML or JSON training config (defaults if omitted)")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config entry, e.g. optim.lr=0.01")
+    train.add_argument("--resume", type=Path, help="checkpoint to resume from")
+    train.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    train.add_argument("--nproc", type=int, default=1, help="spawn this many local DDP processes (without torchrun)")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="SPEC section 4 metrics on a folder set")
+    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("--data", required=True, help="folder with images/ and masks/ (or label_maps/)")
+    evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics.json, metrics.md, iou_vs_clicks.png")
+    evaluate.add_argument("--max-instances", type=int)
+    evaluate.add_argument("--max-clicks", type=int, default=20)
+    evaluate.add_argument("--device")
+    evaluate.set_defaults(run=_evaluate)
+
+    speed = commands.add_parser("speed", help="training images per second on random tensors")
+    speed.add_argument("--backbone", nargs="+", default=["resnet101"])
+    speed.add_argument("--head", default="danet")
+    speed.add_argument("--head-channels", type=int)
+    speed.add_argument("--output-stride", type=int, default=8)
+    speed.add_argument("--size", type=int, default=512)
+    speed.add_argument("--batch-size", type=int, default=2)
+    speed.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
+    speed.add_argument("--steps", type=int, default=3)
+    speed.add_argument("--warmup", type=int, default=1)
+    speed.add_argument("--threads", type=int, help="torch intra-op threads")
+    speed.add_argument("--device", default="cpu")
+    speed.set_defaults(run=_speed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ValueError as error:
+        print(f"fairs-train: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
