@@ -200,6 +200,7 @@ def bench_objects(width: int, height: int, count: int, seed: int = 0) -> list[di
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from fairs_sdk import Segmenter, crop
+    from fairs_sdk.segmenter import _numba_threads
     from fairs_sdk.sfg import soft_focus
     from fairs_sdk.validation import check_image
 
@@ -223,14 +224,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     box = prepared.box
     r = args.repeat
 
+    def sfg():
+        with _numba_threads(seg.sfg_threads):  # as the runtime runs it
+            return soft_focus((s, s), crop.to_canvas(ep, box, s), crop.to_canvas(pos, box, s),
+                              crop.to_canvas(neg, box, s), spec.beta, spec.kappa, spec.sigma)
+
     print(f"model      {seg.model_path} ({seg.metadata.backbone}, {seg.metadata.precision}, input {s} x {s})")
     print(f"backend    {seg.backend.name}, providers {list(seg.providers)}; load + warm-up {load_s:.2f} s")
     print(f"image      {w} x {h}; median of {r} runs")
     stages = [
         ("check image", lambda: check_image(image)),
         ("crop + resize", lambda: crop.crop_resize(image, box, s)),
-        ("SFG", lambda: soft_focus((s, s), crop.to_canvas(ep, box, s), crop.to_canvas(pos, box, s),
-                                   crop.to_canvas(neg, box, s), spec.beta, spec.kappa, spec.sigma)),
+        ("SFG", sfg),
         ("prepare (all of the above)", lambda: seg.prepare(image, **obj)),
         ("engine", lambda: seg.backend.run(batch)),
         ("paste back + threshold", lambda: seg.postprocess(probabilities[0], prepared)),

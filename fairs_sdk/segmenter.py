@@ -175,8 +175,9 @@ class Segmenter:
         self._sfg_guard: contextlib.AbstractContextManager = threading.Lock()
         if warmup:
             self._warmup()
-        else:
-            soft_focus((16, 16), [(2.0, 2.0), (12.0, 12.0)])
+        else:  # still start Numba's thread pool, so that its threading layer is known
+            with _numba_threads(self.sfg_threads):
+                soft_focus((16, 16), [(2.0, 2.0), (12.0, 12.0)])
         self._sfg_guard = _sfg_lock()
 
     # ------------------------------------------------------------------ info

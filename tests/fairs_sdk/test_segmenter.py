@@ -120,6 +120,32 @@ def test_requesting_a_provider_that_is_not_installed_is_an_error(red_model):
         Segmenter(red_model, providers=["cuda"])
 
 
+@pytest.fixture
+def cuda_claimed(monkeypatch):
+    """ONNX Runtime claims a CUDA provider that then does not load (as with missing CUDA libraries)."""
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA provider really installed here")
+    real_session = ort.InferenceSession
+
+    def session(path, sess_options=None, providers=None):
+        return real_session(path, sess_options=sess_options, providers=[p for p in providers if "CUDA" not in p])
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", session)
+
+
+def test_explicit_provider_that_fails_to_load_is_an_error(red_model, cuda_claimed):
+    with pytest.raises(ProviderError, match="failed to load"):
+        Segmenter(red_model, providers=["cuda", "cpu"])
+
+
+def test_auto_providers_warn_when_one_fails_to_load(red_model, cuda_claimed):
+    with pytest.warns(RuntimeWarning, match="CUDAExecutionProvider.*failed to load"):
+        seg = Segmenter(red_model, warmup=False)
+    assert seg.providers == ("CPUExecutionProvider",), f"reported {seg.providers}, not the providers in use"
+
+
 def test_explicit_cpu_provider_is_used(red_model):
     seg = Segmenter(red_model, providers=["CPUExecutionProvider"], warmup=False)
     assert seg.providers == ("CPUExecutionProvider",), f"got {seg.providers}"

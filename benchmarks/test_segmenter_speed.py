@@ -1,0 +1,117 @@
+"""Runtime speed: what ``Segmenter`` adds to the bare engine call, stage by stage.
+
+Run: ``pytest benchmarks/test_segmenter_speed.py``. Every group's ratios against
+its "reference" are printed at the end (benchmarks/conftest.py):
+
+- ``segment vs engine, WxH``: ``Segmenter.segment`` end to end against
+  ``backend.run`` on the same prepared input (the reference). The goal is that the
+  runtime adds under 5 % on CPU.
+- ``stages, WxH``: each pre- and post-processing stage against the engine call,
+  for a 640 x 480 and a 1920 x 1080 image.
+- ``8 objects``: ``segment_many`` with 8 objects against 8 ``segment`` calls.
+
+The model is ``$FAIRS_BENCH_MODEL`` if set, else the bundled default model, else
+the real architecture (tf_efficientnet_lite0 + DANet head at the default
+512 x 512 input, random weights) exported by ``fairs_sdk.export`` (needs torch).
+Weights do not change the speed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fairs_sdk import Segmenter, crop
+from fairs_sdk.cli import bench_objects
+from fairs_sdk.segmenter import DEFAULT_MODEL, _numba_threads
+from fairs_sdk.sfg import soft_focus
+from fairs_sdk.validation import check_image
+
+SIZES = [(640, 480), (1920, 1080)]
+ROUNDS = 5
+
+
+@pytest.fixture(scope="module")
+def segmenter(tmp_path_factory) -> Segmenter:
+    model = os.environ.get("FAIRS_BENCH_MODEL")
+    if model is None and DEFAULT_MODEL.is_file():
+        model = str(DEFAULT_MODEL)
+    if model is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fairs_sdk"))
+        from model_files import export_tiny_model
+
+        from fairs_sdk.config import InputSpec
+
+        model = export_tiny_model(tmp_path_factory.mktemp("bench") / "lite0_danet_512.onnx", spec=InputSpec(),
+                                  head_channels=None)
+    seg = Segmenter(model)
+    print(f"\n{seg!r}, model {seg.metadata.backbone}/{seg.metadata.head} {seg.metadata.precision}")
+    return seg
+
+
+def _case(width: int, height: int):
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return image, bench_objects(width, height, 8)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["640x480", "1920x1080"])
+def test_engine_reference(benchmark, segmenter, size):
+    image, objects = _case(*size)
+    batch = segmenter.prepare(image, **objects[0]).input[None]
+    benchmark.group = f"segment vs engine, {size[0]}x{size[1]}"
+    benchmark.pedantic(segmenter.backend.run, args=(batch,), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["640x480", "1920x1080"])
+def test_segment_end_to_end(benchmark, segmenter, size):
+    image, objects = _case(*size)
+    benchmark.group = f"segment vs engine, {size[0]}x{size[1]}"
+    benchmark.pedantic(segmenter.segment, args=(image,), kwargs=objects[0], rounds=ROUNDS, iterations=1,
+                       warmup_rounds=1)
+
+
+STAGES = ["engine_reference", "check_image", "crop_resize", "sfg", "prepare_all", "paste_back_threshold"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("size", SIZES, ids=["640x480", "1920x1080"])
+def test_stage(benchmark, segmenter, size, stage):
+    image, objects = _case(*size)
+    obj = objects[0]
+    spec, s = segmenter.spec, segmenter.spec.input_size
+    prepared = segmenter.prepare(image, **obj)
+    box = prepared.box
+    ep, pos, neg = (np.asarray(obj[k], np.float64) for k in ("extreme_points", "positive_clicks", "negative_clicks"))
+    probabilities = segmenter.backend.run(prepared.input[None])[0]
+    def sfg():
+        with _numba_threads(segmenter.sfg_threads):  # as the runtime runs it
+            return soft_focus((s, s), crop.to_canvas(ep, box, s), crop.to_canvas(pos, box, s),
+                              crop.to_canvas(neg, box, s), spec.beta, spec.kappa, spec.sigma)
+
+    functions = {
+        "engine_reference": lambda: segmenter.backend.run(prepared.input[None]),
+        "check_image": lambda: check_image(image),
+        "crop_resize": lambda: crop.crop_resize(image, box, s),
+        "sfg": sfg,
+        "prepare_all": lambda: segmenter.prepare(image, **obj),
+        "paste_back_threshold": lambda: segmenter.postprocess(probabilities, prepared),
+    }
+    benchmark.group = f"stages, {size[0]}x{size[1]}"
+    rounds = ROUNDS if stage == "engine_reference" else 200
+    benchmark.pedantic(functions[stage], rounds=rounds, iterations=1, warmup_rounds=1)
+
+
+def test_eight_segment_calls_reference(benchmark, segmenter):
+    image, objects = _case(1920, 1080)
+    benchmark.group = "8 objects, 1920x1080"
+    benchmark.pedantic(lambda: [segmenter.segment(image, **o) for o in objects], rounds=3, iterations=1)
+
+
+def test_segment_many_eight_objects(benchmark, segmenter):
+    image, objects = _case(1920, 1080)
+    benchmark.group = "8 objects, 1920x1080"
+    benchmark.pedantic(segmenter.segment_many, args=(image, objects), rounds=3, iterations=1)
