@@ -117,6 +117,34 @@ def _check_io(path: Path, inputs, outputs, size: int) -> None:
         )
 
 
+#: Where TensorRT engines built from ONNX files are kept (``backend="tensorrt"``, and
+#: ONNX Runtime's TensorRT provider in its ``onnxruntime`` subfolder); override with
+#: the ``FAIRS_ENGINE_CACHE`` environment variable or ``engine_cache=``.
+DEFAULT_ENGINE_CACHE = Path(os.environ.get("FAIRS_ENGINE_CACHE", Path.home() / ".cache" / "fairs_sdk" / "engines"))
+
+
+def _provider_entries(requested: Sequence[str], engine_cache: PathLike | None) -> list:
+    """ONNX Runtime's ``providers`` argument: TensorRT gets a persistent engine and timing cache.
+
+    Without one, ONNX Runtime's TensorRT provider rebuilds its engine (minutes) in
+    every new process.
+    """
+    entries: list = []
+    for name in requested:
+        if name == "TensorrtExecutionProvider":
+            folder = Path(engine_cache or DEFAULT_ENGINE_CACHE) / "onnxruntime"
+            folder.mkdir(parents=True, exist_ok=True)
+            entries.append((name, {
+                "trt_engine_cache_enable": "True",
+                "trt_engine_cache_path": str(folder),
+                "trt_timing_cache_enable": "True",
+                "trt_timing_cache_path": str(folder),
+            }))
+        else:
+            entries.append(name)
+    return entries
+
+
 class OnnxRuntimeBackend:
     """An exported ``.onnx`` FAIRS model on ONNX Runtime.
 
@@ -128,6 +156,8 @@ class OnnxRuntimeBackend:
             those failing to load then gives a warning. Named explicitly, a provider
             that is not installed or fails to load raises :class:`ProviderError`.
         session_options: an ``onnxruntime.SessionOptions`` (threads, logging, ...).
+        engine_cache: folder for the TensorRT provider's engines (default
+            :data:`DEFAULT_ENGINE_CACHE`), so that only the first session builds one.
     """
 
     name = "onnxruntime"
@@ -138,6 +168,7 @@ class OnnxRuntimeBackend:
         path: PathLike,
         providers: Sequence[str] | None = None,
         session_options=None,
+        engine_cache: PathLike | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -157,7 +188,9 @@ class OnnxRuntimeBackend:
         if not requested:
             raise ProviderError(f"none of {list(PROVIDER_PREFERENCE)} is installed; installed: {installed}")
         try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=session_options, providers=requested)
+            self._session = ort.InferenceSession(
+                str(self.path), sess_options=session_options, providers=_provider_entries(requested, engine_cache)
+            )
         except Exception as err:  # ORT raises its own pybind types: InvalidProtobuf, Fail, ...
             raise ModelLoadError(
                 f"cannot load {self.path} with ONNX Runtime (truncated or not an ONNX model?): {err}"
@@ -210,11 +243,6 @@ def read_engine_metadata(engine_path: PathLike) -> ModelMetadata:
     if not isinstance(props, Mapping) or not all(isinstance(v, str) for v in props.values()):
         raise NotAFairsModelError(f"{side} must hold the model's metadata_props as a JSON object of strings")
     return ModelMetadata.from_props(props, source=str(engine_path))
-
-
-#: Where ``backend="tensorrt"`` keeps engines built from ONNX files; override with
-#: the ``FAIRS_ENGINE_CACHE`` environment variable or ``engine_cache=``.
-DEFAULT_ENGINE_CACHE = Path(os.environ.get("FAIRS_ENGINE_CACHE", Path.home() / ".cache" / "fairs_sdk" / "engines"))
 
 
 class TensorRTBackend:
@@ -287,7 +315,7 @@ def load_backend(
     if kind == "auto":
         kind = "tensorrt" if Path(model).suffix.lower() in ENGINE_SUFFIXES else "onnxruntime"
     if kind in ("onnxruntime", "ort", "onnx"):
-        return OnnxRuntimeBackend(model, providers=providers, session_options=session_options)
+        return OnnxRuntimeBackend(model, providers=providers, session_options=session_options, engine_cache=engine_cache)
     if kind in ("tensorrt", "trt"):
         if providers is not None:
             raise ValueError("providers apply to the onnxruntime backend only")

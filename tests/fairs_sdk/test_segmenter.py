@@ -146,6 +146,34 @@ def test_auto_providers_warn_when_one_fails_to_load(red_model, cuda_claimed):
     assert seg.providers == ("CPUExecutionProvider",), f"reported {seg.providers}, not the providers in use"
 
 
+def test_tensorrt_provider_gets_a_persistent_engine_cache(red_model, tmp_path, monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+    if "TensorrtExecutionProvider" in ort.get_available_providers():
+        pytest.skip("TensorRT provider really installed here")
+    seen = []
+    real_session = ort.InferenceSession
+
+    def session(path, sess_options=None, providers=None):
+        seen.extend(providers)
+        return real_session(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    with pytest.warns(RuntimeWarning, match="failed to load"):
+        Segmenter(red_model, engine_cache=tmp_path, warmup=False)
+    name, options = seen[0]
+    assert name == "TensorrtExecutionProvider" and options["trt_engine_cache_enable"] == "True"
+    assert options["trt_engine_cache_path"] == str(tmp_path / "onnxruntime"), f"engine cache at {options}"
+    assert seen[1:] == ["CPUExecutionProvider"], f"provider order {seen}"
+
+
+def test_non_contiguous_image_views_are_accepted(red_segmenter):
+    bgr = np.ascontiguousarray(rect_image()[..., ::-1])
+    view, copy = bgr[..., ::-1], np.ascontiguousarray(bgr[..., ::-1])
+    a, b = red_segmenter.segment(view, RECT_POINTS), red_segmenter.segment(copy, RECT_POINTS)
+    assert np.array_equal(a.probabilities, b.probabilities), "a channel-reversed view gave another result"
+
+
 def test_explicit_cpu_provider_is_used(red_model):
     seg = Segmenter(red_model, providers=["CPUExecutionProvider"], warmup=False)
     assert seg.providers == ("CPUExecutionProvider",), f"got {seg.providers}"
