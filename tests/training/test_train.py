@@ -153,3 +153,13 @@ def test_resume_gives_same_next_loss(tmp_path, horses, steps_before_checkpoint: 
     resumed.load_checkpoint(tmp_path / "ckpt.pt")
     got = [resumed.train_epoch(max_steps=1) for _ in range(2)]
     assert got == expected, f"resumed losses {got} differ from the uninterrupted run's {expected}"
+
+
+@pytest.mark.parametrize("overrides", [("amp=bf16",), ("model.head=psp", "model.head_channels=32")], ids=["bf16-autocast", "psp-head"])
+def test_one_training_step_variants(tmp_path, horses, overrides: tuple[str, ...]) -> None:
+    trainer = Trainer(tiny_config(tmp_path, *overrides), train_source=horses, log=lambda message: None)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    loss = trainer.train_epoch(max_steps=1)
+    assert math.isfinite(loss) and loss > 0, f"{overrides}: loss {loss}"
+    changed = sum(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    assert changed > 0, f"{overrides}: no parameter was updated"
