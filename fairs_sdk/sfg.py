@@ -20,6 +20,8 @@ Two implementations share one signature and one input check:
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Sequence
 from typing import Union
 
@@ -346,10 +348,10 @@ def _power(base, beta):
             base[j] = base[j] ** beta
 
 
-@numba.njit(parallel=True, **_JIT)
-def _soft_focus_kernel(h, w, ep, pos, neg, beta, kappa, sigma, window, box):
+@numba.njit(**_JIT)
+def _soft_focus_setup(h, w, ep, pos, neg, beta, kappa, sigma, window):
+    """Everything the rows share: normalisation bounds, precision choice, Gaussian factors."""
     r0, r1, c0, c1 = window
-    x_lo, x_hi, y_lo, y_hi = box
 
     # Normalisation bounds over the whole canvas. r = 1/max(pi, floor) decreases
     # with pi, so max r comes from the potential's minimum (inside the window) and
@@ -376,46 +378,109 @@ def _soft_focus_kernel(h, w, ep, pos, neg, beta, kappa, sigma, window, box):
     gx_ep, gy_ep, span_ep = _gaussian_factors(ep, h, w, sigma)
     gx_pos, gy_pos, span_pos = _gaussian_factors(pos, h, w, sigma)
     gx_neg, gy_neg, span_neg = _gaussian_factors(neg, h, w, sigma)
-    xs = np.arange(max(x_lo, 0), max(x_hi + 1, 0)).astype(np.float64)
+    return (r_min, inv_range, flat, single,
+            gx_ep, gy_ep, span_ep, gx_pos, gy_pos, span_pos, gx_neg, gy_neg, span_neg)
 
-    # Values are written straight to float32: rounding is monotone, so it commutes
-    # with the min/max compositions below and the result equals round(psi).
+
+@numba.njit(inline="always", **_JIT)
+def _soft_focus_row(row, i, xs, ep, pos, neg, beta, kappa, box, shared):
+    """Row ``i`` of psi, written into ``row`` ((W,) float32, zeros on entry)."""
+    x_lo, x_hi, y_lo, y_hi = box
+    (r_min, inv_range, flat, single,
+     gx_ep, gy_ep, span_ep, gx_pos, gy_pos, span_pos, gx_neg, gy_neg, span_neg) = shared
+    # Steps 1-4 in one pass: pi_hat = N(1/pi)^beta inside the box (columns
+    # x_lo..x_hi of rows y_lo..y_hi), 0 elsewhere.
+    if y_lo <= i <= y_hi and x_lo <= x_hi:
+        n = x_hi - x_lo + 1
+        base = np.empty(n, dtype=np.float64)
+        if flat:
+            base[:] = 1.0
+        else:
+            _potential_row(base, float(i), xs, ep, kappa, single)
+            for j in range(n):
+                base[j] = min(max((1.0 / max(base[j], _PI_FLOOR) - r_min) * inv_range, 0.0), 1.0)
+        _power(base, beta)
+        for j in range(n):
+            row[x_lo + j] = base[j]
+        # Eq. 2: min(pi_hat, 1 - max_c g_c) = min over c of min(pi_hat, 1 - g_c).
+        # Outside the box pi_hat = 0 and stays 0.
+        for k in range(neg.shape[0]):
+            if span_neg[k, 0] <= i <= span_neg[k, 1]:
+                g_row = gy_neg[k, i]
+                for j in range(max(span_neg[k, 2], x_lo), min(span_neg[k, 3], x_hi) + 1):
+                    row[j] = min(row[j], 1.0 - gx_neg[k, j] * g_row)
+    # Eq. 3 and step 4: max with the positive-click and extreme-point Gaussians.
+    for k in range(pos.shape[0]):
+        if span_pos[k, 0] <= i <= span_pos[k, 1]:
+            g_row = gy_pos[k, i]
+            for j in range(span_pos[k, 2], span_pos[k, 3] + 1):
+                row[j] = max(row[j], gx_pos[k, j] * g_row)
+    for k in range(ep.shape[0]):
+        if span_ep[k, 0] <= i <= span_ep[k, 1]:
+            g_row = gy_ep[k, i]
+            for j in range(span_ep[k, 2], span_ep[k, 3] + 1):
+                row[j] = max(row[j], gx_ep[k, j] * g_row)
+
+
+@numba.njit(**_JIT)
+def _box_columns(box):
+    """Columns of the box as float64: the x of every pixel the potential is needed at."""
+    return np.arange(max(box[0], 0), max(box[1] + 1, 0)).astype(np.float64)
+
+
+# Two compiled twins, identical but for prange: rows in parallel (the default), and
+# serial, for processes forked from one that already ran OpenMP threads (GNU
+# OpenMP aborts there). Values go straight to float32: rounding is monotone, so it
+# commutes with the min/max compositions and the result equals round(psi).
+@numba.njit(parallel=True, **_JIT)
+def _kernel_parallel(h, w, ep, pos, neg, beta, kappa, sigma, window, box):
+    shared = _soft_focus_setup(h, w, ep, pos, neg, beta, kappa, sigma, window)
+    xs = _box_columns(box)
     out = np.zeros((h, w), dtype=np.float32)
     for i in numba.prange(h):
-        row = out[i]
-        # Steps 1-4 in one pass: pi_hat = N(1/pi)^beta inside the box (columns
-        # x_lo..x_hi of rows y_lo..y_hi), 0 elsewhere.
-        if y_lo <= i <= y_hi and x_lo <= x_hi:
-            n = x_hi - x_lo + 1
-            base = np.empty(n, dtype=np.float64)
-            if flat:
-                base[:] = 1.0
-            else:
-                _potential_row(base, float(i), xs, ep, kappa, single)
-                for j in range(n):
-                    base[j] = min(max((1.0 / max(base[j], _PI_FLOOR) - r_min) * inv_range, 0.0), 1.0)
-            _power(base, beta)
-            for j in range(n):
-                row[x_lo + j] = base[j]
-            # Eq. 2: min(pi_hat, 1 - max_c g_c) = min over c of min(pi_hat, 1 - g_c).
-            # Outside the box pi_hat = 0 and stays 0.
-            for k in range(neg.shape[0]):
-                if span_neg[k, 0] <= i <= span_neg[k, 1]:
-                    g_row = gy_neg[k, i]
-                    for j in range(max(span_neg[k, 2], x_lo), min(span_neg[k, 3], x_hi) + 1):
-                        row[j] = min(row[j], 1.0 - gx_neg[k, j] * g_row)
-        # Eq. 3 and step 4: max with the positive-click and extreme-point Gaussians.
-        for k in range(pos.shape[0]):
-            if span_pos[k, 0] <= i <= span_pos[k, 1]:
-                g_row = gy_pos[k, i]
-                for j in range(span_pos[k, 2], span_pos[k, 3] + 1):
-                    row[j] = max(row[j], gx_pos[k, j] * g_row)
-        for k in range(ep.shape[0]):
-            if span_ep[k, 0] <= i <= span_ep[k, 1]:
-                g_row = gy_ep[k, i]
-                for j in range(span_ep[k, 2], span_ep[k, 3] + 1):
-                    row[j] = max(row[j], gx_ep[k, j] * g_row)
+        _soft_focus_row(out[i], i, xs, ep, pos, neg, beta, kappa, box, shared)
     return out
+
+
+@numba.njit(**_JIT)
+def _kernel_serial(h, w, ep, pos, neg, beta, kappa, sigma, window, box):
+    shared = _soft_focus_setup(h, w, ep, pos, neg, beta, kappa, sigma, window)
+    xs = _box_columns(box)
+    out = np.zeros((h, w), dtype=np.float32)
+    for i in range(h):
+        _soft_focus_row(out[i], i, xs, ep, pos, neg, beta, kappa, box, shared)
+    return out
+
+
+_forked = False
+_workqueue_lock = threading.Lock()
+
+
+def _mark_forked() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_mark_forked)
+
+
+def _run_kernel(*args):
+    """The parallel kernel where it is safe, else the serial one.
+
+    Forked children run serially. Numba's fallback "workqueue" threading layer
+    (used when neither TBB nor OpenMP is present) is not thread-safe: calls to it
+    are serialised with a lock.
+    """
+    if _forked:
+        return _kernel_serial(*args)
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet in this process
+        layer = "workqueue"
+    if layer == "workqueue":
+        with _workqueue_lock:
+            return _kernel_parallel(*args)
+    return _kernel_parallel(*args)
 
 
 def soft_focus(
@@ -454,4 +519,4 @@ def soft_focus(
         min(math.floor(y_max), h - 1),
     )
     window = _potential_window(h, w, ep)
-    return _soft_focus_kernel(h, w, ep, pos, neg, beta, kappa, sigma, window, box)
+    return _run_kernel(h, w, ep, pos, neg, beta, kappa, sigma, window, box)

@@ -220,3 +220,37 @@ def test_bad_input_raises_value_error_naming_the_problem(fn, kwargs, message):
 def test_accepts_numpy_integer_shape_and_integer_points():
     psi = soft_focus((np.int64(40), np.int32(50)), np.array([[5, 6], [30, 35]]))
     assert psi.shape == (40, 50) and psi.dtype == np.float32
+
+
+def _child_soft_focus(queue):
+    queue.put(soft_focus((128, 128), [(10.0, 20.0), (100.0, 90.0)]))
+
+
+def test_works_in_a_process_forked_after_a_parallel_call():
+    # GNU OpenMP aborts a forked child that starts threads once the parent has
+    # (DataLoader workers, gunicorn, multiprocessing pools): children must run serially.
+    import multiprocessing
+
+    expected = soft_focus((128, 128), [(10.0, 20.0), (100.0, 90.0)])  # parent starts its threads
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_soft_focus, args=(queue,))
+    child.start()
+    try:
+        result = queue.get(timeout=120)  # before join: the child exits once its data is read
+    except Exception:
+        result = None
+    child.join(timeout=30)
+    assert child.exitcode == 0, f"forked child died or hung (exit code {child.exitcode})"
+    assert result is not None and np.array_equal(result, expected), "forked child computed a different map"
+
+
+def test_concurrent_calls_from_threads_match_serial_calls():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(7)
+    cases = [rng.uniform(0, 300, size=(4, 2)) for _ in range(16)]
+    serial = [soft_focus((300, 300), c) for c in cases]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(lambda c: soft_focus((300, 300), c), cases))
+    assert all(np.array_equal(a, b) for a, b in zip(serial, threaded)), "threads changed the result"
