@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,22 +74,6 @@ def _default_model() -> Path:
             "e.g. Segmenter('model.onnx')"
         )
     return DEFAULT_MODEL
-
-
-def _sfg_lock() -> contextlib.AbstractContextManager:
-    """A lock around the Numba SFG kernel if its threading layer cannot run concurrently.
-
-    Numba's "workqueue" layer aborts when parallel kernels are launched from two
-    threads at once; "omp" and "tbb" are safe. Called after a first SFG run, when
-    the layer is known.
-    """
-    import numba
-
-    try:
-        layer = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet
-        layer = "workqueue"
-    return threading.Lock() if layer == "workqueue" else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -172,13 +155,8 @@ class Segmenter:
         if sfg_threads is not None and sfg_threads < 1:
             raise ValueError(f"sfg_threads must be >= 1, got {sfg_threads}")
         self.sfg_threads = sfg_threads if sfg_threads is not None else (1 if cpu_only else None)
-        self._sfg_guard: contextlib.AbstractContextManager = threading.Lock()
         if warmup:
             self._warmup()
-        else:  # still start Numba's thread pool, so that its threading layer is known
-            with _numba_threads(self.sfg_threads):
-                soft_focus((16, 16), [(2.0, 2.0), (12.0, 12.0)])
-        self._sfg_guard = _sfg_lock()
 
     # ------------------------------------------------------------------ info
     @property
@@ -227,7 +205,7 @@ class Segmenter:
         s = spec.input_size
         box = crop.crop_box(np.concatenate([ep, pos]), spec.relax)
         pixels = crop.crop_resize(rgb, box, s)  # (S, S, 3) uint8
-        with self._sfg_guard, _numba_threads(self.sfg_threads):
+        with _numba_threads(self.sfg_threads):  # soft_focus itself is thread- and fork-safe
             sfg = soft_focus(
                 (s, s),
                 crop.to_canvas(ep, box, s),
