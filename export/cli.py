@@ -101,7 +101,11 @@ def _cmd_trt(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_models, format_table
 
-    scores = compare_models(args.models, args.data, limit=args.limit, threads=args.threads)
+    def progress(done: int) -> None:
+        if done % 50 == 0:
+            print(f"{done} objects", file=sys.stderr, flush=True)
+
+    scores = compare_models(args.models, args.data, limit=args.limit, threads=args.threads, progress=progress)
     table = format_table(scores)
     print(table)
     if args.output:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -55,8 +55,12 @@ def compare_models(
     limit: int | None = None,
     threads: int | None = None,
     latency_repeats: int = 10,
+    progress: Callable[[int], None] | None = None,
 ) -> list[ModelScore]:
-    """Score ``models`` (the first is the reference) on ``data_dir``; all must share one input spec."""
+    """Score ``models`` (the first is the reference) on ``data_dir``; all must share one input spec.
+
+    ``progress`` is called with the number of objects done after each one.
+    """
     if not models:
         raise ValueError("no models to compare")
     metas = [read_metadata(m) for m in models]
@@ -74,6 +78,8 @@ def compare_models(
             canvas = run_onnx(session, batch)[0, 0]
             prediction = paste_back(canvas, sample.box, sample.gt.shape) >= spec.threshold
             ious[index].append(iou(prediction, sample.gt, sample.ignore))
+        if progress is not None:
+            progress(len(ious[0]))
     if first_input is None:
         raise ValueError(f"{data_dir}: no usable samples")
     return [
