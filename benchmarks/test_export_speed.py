@@ -1,7 +1,7 @@
 """CPU latency of the exported model: ONNX Runtime fp32, fp16 and int8 against PyTorch eager.
 
 The network is the default model's architecture (``training/configs/default_lite0.yaml``:
-EfficientNet-Lite0, DANet head 128 wide, output stride 8, 384 x 384 input) with random
+EfficientNet-Lite0, DANet head 128 wide, output stride 8, its input size) with random
 weights (speed does not depend on them); int8 is calibrated on 16 real COCO crops. All
 four run the same real crop (batch 1) in the same process, with the same thread count.
 
@@ -29,7 +29,7 @@ from fairs_sdk.training.model import ModelConfig, build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "train" / "coco_mval"
-GROUP = "FAIRS lite0/DANet 384x384, batch 1, CPU"
+GROUP = "FAIRS default architecture (training/configs/default_lite0.yaml), batch 1, CPU"
 
 
 def _default_architecture() -> tuple[ModelConfig, InputSpec]:
@@ -63,7 +63,7 @@ def setup(tmp_path_factory):
     threads = torch.get_num_threads()
     sessions = {name: onnxruntime_session(path, threads=threads) for name, path in paths.items()}
     wrapper = ExportWrapper(checkpoint.model, spec).eval()
-    return {"crop": crop, "sessions": sessions, "wrapper": wrapper}
+    return {"crop": crop, "sessions": sessions, "wrapper": wrapper, "size": spec.input_size}
 
 
 @pytest.mark.benchmark(group=GROUP)
@@ -75,7 +75,8 @@ def test_pytorch_eager_reference(benchmark, setup) -> None:
             return setup["wrapper"](tensor).numpy()
 
     out = benchmark.pedantic(run, rounds=8, iterations=1, warmup_rounds=1)
-    assert out.shape == (1, 1, 384, 384)
+    benchmark.extra_info["input_size"] = setup["size"]
+    assert out.shape == (1, 1, setup["size"], setup["size"]), f"output {out.shape}"
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
@@ -83,4 +84,5 @@ def test_pytorch_eager_reference(benchmark, setup) -> None:
 def test_onnxruntime(benchmark, setup, precision: str) -> None:
     session = setup["sessions"][precision]
     out = benchmark.pedantic(run_onnx, args=(session, setup["crop"]), rounds=8, iterations=1, warmup_rounds=1)
-    assert out.shape == (1, 1, 384, 384)
+    benchmark.extra_info["input_size"] = setup["size"]
+    assert out.shape == (1, 1, setup["size"], setup["size"]), f"output {out.shape}"
