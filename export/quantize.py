@@ -15,7 +15,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import onnx
@@ -150,7 +150,7 @@ class CropCalibrationReader:
 def quantize_int8(
     fp32_path: str | Path,
     output: str | Path,
-    calibration: np.ndarray | Iterable[np.ndarray],
+    calibration: np.ndarray,
     method: str = "minmax",
     per_channel: bool = True,
     keep_fp32: Sequence[str] | None = None,
@@ -168,7 +168,7 @@ def quantize_int8(
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
     if method not in methods:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {sorted(methods)}")
-    inputs = np.concatenate([np.asarray(x, dtype=np.float32).reshape(-1, *np.shape(x)[-3:]) for x in calibration]) if not isinstance(calibration, np.ndarray) else calibration
+    inputs = np.asarray(calibration, dtype=np.float32)
 
     class _Reader(CropCalibrationReader, CalibrationDataReader):
         pass
