@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from fairs_sdk.export.onnx_export import onnxruntime_session, read_metadata, run_onnx
-from fairs_sdk.export.quantize import CropCalibrationReader, attention_nodes, convert_fp16, quantize_int8
+from fairs_sdk.export.quantize import CropCalibrationReader, attention_nodes, quantize_int8
 
 
 def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
