@@ -245,7 +245,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for name, ms in timings.items():
         print(f"  {name:28s} {ms:9.2f} ms")
     engine = timings["engine"]
-    print(f"  {'segment (end to end)':28s} {total:9.2f} ms  (+{100 * (total - engine) / engine:.1f} % over the engine)")
+    print(f"  {'segment (end to end)':28s} {total:9.2f} ms  ({100 * (total - engine) / engine:+.1f} % over the engine)")
     many = _median_ms(lambda: seg.segment_many(image, objects), max(1, r // 2))
     single = _median_ms(lambda: [seg.segment(image, **o) for o in objects], max(1, r // 2))
     n = len(objects)

@@ -58,6 +58,13 @@ def test_missing_default_model_says_none_is_bundled_yet():
         Segmenter()
 
 
+def test_bundled_default_model_loads_and_segments(photo):
+    if not segmenter_module.DEFAULT_MODEL.is_file():
+        pytest.skip(f"no default model bundled yet ({segmenter_module.DEFAULT_MODEL})")
+    res = Segmenter().segment(photo, [(94, 270), (450, 378), (298, 214), (433, 433)])
+    assert res.mask.shape == photo.shape[:2] and res.area > 0, "default model gave an empty mask on a real object"
+
+
 def test_missing_model_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="model file not found.*nothere.onnx"):
         Segmenter(tmp_path / "nothere.onnx")
