@@ -231,16 +231,26 @@ def test_works_in_a_process_forked_after_a_parallel_call():
     # (DataLoader workers, gunicorn, multiprocessing pools): children must run serially.
     import multiprocessing
 
+    from fairs_sdk import sfg
+
     expected = soft_focus((128, 128), [(10.0, 20.0), (100.0, 90.0)])  # parent starts its threads
+    # Compile the serial twin here, so the child only runs it (compiling can take
+    # minutes on a loaded machine, which is not what this test is about).
+    args = (8, 8, np.array([[1.0, 1.0], [5.0, 5.0]]), np.zeros((0, 2)), np.zeros((0, 2)), 5.0, 2.0, 10.0, (1, 5, 1, 5), (1, 5, 1, 5))
+    sfg._kernel_serial(*args)
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_child_soft_focus, args=(queue,))
     child.start()
     try:
-        result = queue.get(timeout=120)  # before join: the child exits once its data is read
+        result = queue.get(timeout=60)  # before join: the child exits once its data is read
     except Exception:
         result = None
-    child.join(timeout=30)
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+            child.join()
     assert child.exitcode == 0, f"forked child died or hung (exit code {child.exitcode})"
     assert result is not None and np.array_equal(result, expected), "forked child computed a different map"
 
