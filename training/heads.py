@@ -64,14 +64,15 @@ class ChannelAttention(nn.Module):
 
     @staticmethod
     def attention(x: torch.Tensor) -> torch.Tensor:
-        """The (B, C, C) attention map X."""
-        flat = x.flatten(2)
-        energy = torch.bmm(flat, flat.transpose(1, 2))
-        energy = torch.amax(energy, dim=-1, keepdim=True) - energy
-        return torch.softmax(energy, dim=-1)
+        """The (B, C, C) attention map X, float32 (E sums N squares: it overflows fp16)."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            flat = x.flatten(2).float()
+            energy = torch.bmm(flat, flat.transpose(1, 2))
+            energy = torch.amax(energy, dim=-1, keepdim=True) - energy
+            return torch.softmax(energy, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.bmm(self.attention(x), x.flatten(2))
+        out = torch.bmm(self.attention(x).to(x.dtype), x.flatten(2))
         return self.gamma * out.view_as(x) + x
 
 

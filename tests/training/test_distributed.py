@@ -57,6 +57,7 @@ def ddp_worker(output: str) -> None:
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (HORSES / "images").is_dir(), reason=f"shared training data not found at {HORSES}")
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(), reason="no gloo backend")
 def test_two_process_gradients_match_single_process(tmp_path) -> None:

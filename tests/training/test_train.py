@@ -124,6 +124,7 @@ def test_sampler_deals_global_batches_to_ranks() -> None:
     assert list(samplers[0]) == shards[0][2:], "skip_batches must resume inside the epoch"
 
 
+@pytest.mark.slow
 def test_few_hundred_steps_reduce_loss_and_raise_iou(tmp_path, horses) -> None:
     config = tiny_config(tmp_path, "optim.lr=0.02")
     trainer = Trainer(config, train_source=horses, log=lambda message: None)
