@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from fairs_sdk.config import InputSpec
 from fairs_sdk.training.cli import main
 from fairs_sdk.training.evaluate import Predictor, evaluate, evaluate_instance, number_of_clicks, summarize, write_report
-from fairs_sdk.training.data import InMemorySource, InstanceSource
+from fairs_sdk.training.data import InstanceSource
 
 
 class FixedPredictor(Predictor):
