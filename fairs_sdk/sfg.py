@@ -76,26 +76,31 @@ def _check_shape(shape: Sequence[int]) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def _check_points(points: Points | None, name: str, min_count: int) -> np.ndarray:
-    """Return ``points`` as a C-contiguous (n, 2) float64 array of (x, y)."""
+def as_points(
+    points: Points | None, name: str, min_count: int = 0, error: type[ValueError] = ValueError
+) -> np.ndarray:
+    """``points`` as a C-contiguous (n, 2) float64 array of finite (x, y); ``None`` means none.
+
+    Raises ``error`` (a ValueError subclass) naming ``name`` for a malformed array,
+    fewer than ``min_count`` points, or NaN / infinite coordinates.
+    """
     if points is None:
         points = ()
     try:
         arr = np.asarray(points, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a sequence of (x, y) pairs, got {points!r}") from None
+        raise error(f"{name} must be a sequence of (x, y) pairs, got {points!r}") from None
     if arr.size == 0:
         arr = arr.reshape(0, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(
-            f"{name} must have shape (n, 2) as (x, y) pairs, got an array of shape {arr.shape}"
-        )
+        raise error(f"{name} must have shape (n, 2) as (x, y) pairs, got an array of shape {arr.shape}")
     if arr.shape[0] < min_count:
-        raise ValueError(
-            f"{name} needs at least {min_count} points, got {arr.shape[0]}"
+        raise error(f"{name} needs at least {min_count} points, got {arr.shape[0]}")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise error(
+            f"{name} has NaN or infinite coordinates at index {int(np.argmax(bad))}: {arr[bad].tolist()}"
         )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite coordinates: {arr.tolist()}")
     return np.ascontiguousarray(arr)
 
 
@@ -120,9 +125,9 @@ def _check_parameters(beta: float, kappa: float, sigma: float) -> tuple[float, f
 
 def _check_inputs(shape, extreme_points, positive_clicks, negative_clicks, beta, kappa, sigma):
     height, width = _check_shape(shape)
-    extreme = _check_points(extreme_points, "extreme_points", 2)
-    positive = _check_points(positive_clicks, "positive_clicks", 0)
-    negative = _check_points(negative_clicks, "negative_clicks", 0)
+    extreme = as_points(extreme_points, "extreme_points", 2)
+    positive = as_points(positive_clicks, "positive_clicks")
+    negative = as_points(negative_clicks, "negative_clicks")
     beta, kappa, sigma = _check_parameters(beta, kappa, sigma)
     return height, width, extreme, positive, negative, beta, kappa, sigma
 

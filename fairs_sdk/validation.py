@@ -14,6 +14,8 @@ from typing import Union
 
 import numpy as np
 
+from fairs_sdk.sfg import as_points
+
 __all__ = [
     "InputError",
     "MAX_IMAGE_PIXELS",
@@ -88,21 +90,7 @@ def check_points(
         min_count: fewest points accepted.
         distinct: require at least two different points (extreme points).
     """
-    if points is None:
-        points = ()
-    try:
-        arr = np.asarray(points, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a sequence of (x, y) pairs, got {points!r}") from None
-    if arr.size == 0:
-        arr = arr.reshape(0, 2)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise InputError(f"{name} must have shape (n, 2) as (x, y) pairs, got shape {arr.shape}")
-    if arr.shape[0] < min_count:
-        raise InputError(f"{name} needs at least {min_count} points, got {arr.shape[0]}")
-    bad = ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        raise InputError(f"{name} has NaN or infinite coordinates at index {int(np.argmax(bad))}: {arr[bad].tolist()}")
+    arr = as_points(points, name, min_count, error=InputError)
     h, w = image_shape[:2]
     outside = (arr[:, 0] < -0.5) | (arr[:, 0] > w - 0.5) | (arr[:, 1] < -0.5) | (arr[:, 1] > h - 0.5)
     if outside.any():
