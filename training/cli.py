@@ -4,6 +4,7 @@
     torchrun --nproc_per_node 4 -m fairs_sdk.training.cli train --config ...    # DDP, NCCL on GPUs
     fairs-train train --config ... --nproc 2                                   # local processes (gloo on CPU)
     fairs-train evaluate --checkpoint run/last.pt --data ../shared/data/dev/davis345 --out eval/
+    fairs-train evaluate --model model.onnx --baseline grabcut --data ../shared/data/dev/davis345 --out eval/
     fairs-train speed --backbone resnet101 --size 512 --batch-size 2 --precision fp32 bf16
 """
 
@@ -29,19 +30,37 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import torch
-
+    from .baselines import GrabCutPredictor
     from .data import build_source
-    from .evaluate import Predictor, evaluate, write_report
-    from .train import load_model
+    from .evaluate import Predictor, RuntimePredictor, comparison_table, evaluate, write_report
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, config = load_model(args.checkpoint, device)
+    if args.checkpoint is not None:
+        import torch
+
+        from .train import load_model
+
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model, config = load_model(args.checkpoint, device)
+        predictor: object = Predictor(model, config.input, device)
+        name = args.checkpoint.stem
+    else:
+        predictor = RuntimePredictor(args.model)
+        name = args.model.stem
+    methods = {name: predictor}
+    for baseline in args.baseline or []:
+        methods[baseline] = GrabCutPredictor(predictor.spec)  # same relax as the model
     source = build_source(args.data)
-    result = evaluate(Predictor(model, config.input, device), source, args.max_clicks, args.max_instances, progress=True)
-    paths = write_report(result, args.out)
-    print(json.dumps({k: v for k, v in result.summary.items() if k != "miou_at"}, indent=2))
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    summaries = {}
+    for method, method_predictor in methods.items():
+        result = evaluate(method_predictor, source, args.max_clicks, args.max_instances, progress=True)
+        out = args.out if len(methods) == 1 else args.out / method
+        paths = write_report(result, out)
+        summaries[method] = result.summary
+        print(f"{method}: wrote " + ", ".join(str(p) for p in paths.values()))
+    table = comparison_table(summaries)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "comparison.md").write_text(table)
+    print(table)
     return 0
 
 
@@ -74,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="SPEC section 4 metrics on a folder set")
-    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    which = evaluate.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", type=Path, help="training checkpoint (PyTorch)")
+    which.add_argument("--model", type=Path, help="exported model (ONNX or TensorRT engine), run through fairs_sdk.Segmenter")
+    evaluate.add_argument("--baseline", action="append", choices=["grabcut"],
+                          help="also evaluate this baseline in the same run (OpenCV GrabCut from the extreme points' box)")
     evaluate.add_argument("--data", required=True, help="folder with images/ and masks/ (or label_maps/)")
     evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics.json, metrics.md, iou_vs_clicks.png")
     evaluate.add_argument("--max-instances", type=int)

@@ -57,6 +57,44 @@ class Predictor:
         return paste_back(canvas, box, image.shape)
 
 
+class RuntimePredictor:
+    """Full-image probabilities from an exported model through :class:`fairs_sdk.Segmenter`.
+
+    Evaluates exactly what users run (ONNX file or TensorRT engine, its metadata's
+    input spec). A degenerate object whose extreme points are all one pixel, which
+    the runtime refuses, predicts nothing.
+    """
+
+    def __init__(self, model: str | Path, **segmenter_options: Any) -> None:
+        from fairs_sdk.segmenter import Segmenter
+
+        self.segmenter = Segmenter(model, **segmenter_options)
+        self.spec = self.segmenter.spec
+
+    def probabilities(
+        self,
+        image: np.ndarray,
+        extreme: np.ndarray,
+        positive: np.ndarray | None = None,
+        negative: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(H, W) float32 object probabilities for an (H, W, 3) uint8 RGB image; points (x, y)."""
+        from fairs_sdk.validation import InputError
+
+        try:
+            result = self.segmenter.segment(
+                image,
+                extreme_points=extreme,
+                positive_clicks=() if positive is None else positive,
+                negative_clicks=() if negative is None else negative,
+            )
+        except InputError:
+            if len(np.unique(np.asarray(extreme), axis=0)) > 1:
+                raise
+            return np.zeros(image.shape[:2], dtype=np.float32)
+        return result.probabilities
+
+
 def evaluate_instance(
     predictor: Predictor, image: np.ndarray, obj: np.ndarray, ignore: np.ndarray, max_clicks: int = MAX_CLICKS
 ) -> dict[str, Any]:
@@ -124,6 +162,19 @@ def markdown_table(summary: dict[str, Any], clicks_shown: tuple[int, ...] = (4, 
         f"{summary['noc90']:.2f}",
     ]
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(row) + " |"]) + "\n"
+
+
+def comparison_table(summaries: dict[str, dict[str, Any]], clicks_shown: tuple[int, ...] = (4, 5, 6, 7)) -> str:
+    """Markdown table, one row per method: mIoU 4 and 3 points, after 1-3 clicks, NoC@85/90."""
+    header = ["method", "instances", "mIoU 4 pts", "mIoU 3 pts",
+              *[f"mIoU +{k - 4} click{'s' if k > 5 else ''}" for k in clicks_shown[1:]], "NoC@85", "NoC@90"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, summary in summaries.items():
+        row = [name, str(summary["instances"]), f"{100 * summary['miou_4pts']:.2f}", f"{100 * summary['miou_3pts']:.2f}",
+               *[f"{100 * summary['miou_at'][str(k)]:.2f}" if str(k) in summary["miou_at"] else "n/a" for k in clicks_shown[1:]],
+               f"{summary['noc85']:.2f}", f"{summary['noc90']:.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_iou_curve(summary: dict[str, Any], path: str | Path) -> None:
