@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from fairs_sdk.config import InputSpec
 from fairs_sdk.crop import crop_box, to_canvas
+from fairs_sdk.sfg import n_ellipse_potential
 from fairs_sdk.training.simulate import extreme_points
 
 DEFAULT_MASKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "train" / "coco_mval" / "masks"
@@ -39,9 +40,7 @@ def focus(points: np.ndarray, shape: tuple[int, int], kappa: float) -> np.ndarra
     x1, y1 = np.floor(points.max(axis=0)).astype(int)
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)
     yy, xx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1].astype(np.float64)
-    potential = np.zeros_like(xx)
-    for px, py in points:
-        potential += (np.abs(xx - px) ** kappa + np.abs(yy - py) ** kappa) ** (1.0 / kappa)
+    potential = n_ellipse_potential(xx, yy, points, kappa)
     i, j = np.unravel_index(np.argmin(potential), potential.shape)
     return np.array([x0 + j, y0 + i], dtype=np.float64)
 

@@ -35,6 +35,8 @@ __all__ = [
     "soft_focus",
     "soft_focus_reference",
     "gaussian_fwhm",
+    "n_ellipse_potential",
+    "as_points",
 ]
 
 # Paper / SPEC defaults. The runtime reads the values a model was trained with
@@ -135,6 +137,14 @@ def _check_inputs(shape, extreme_points, positive_clicks, negative_clicks, beta,
 # --------------------------------------------------------------------------- #
 # Reference implementation: the paper's equations, readable
 # --------------------------------------------------------------------------- #
+def n_ellipse_potential(xx: np.ndarray, yy: np.ndarray, points: np.ndarray, kappa: float) -> np.ndarray:
+    """pi(x) = sum over points p of ||x - p||_kappa on coordinate grids ``xx``/``yy`` (float64)."""
+    potential = np.zeros(np.broadcast(xx, yy).shape, dtype=np.float64)
+    for px, py in points:
+        potential += (np.abs(xx - px) ** kappa + np.abs(yy - py) ** kappa) ** (1.0 / kappa)
+    return potential
+
+
 def gaussian_fwhm(xx: np.ndarray, yy: np.ndarray, points: np.ndarray, sigma: float) -> np.ndarray:
     """G(x) = max over points c of exp(-4 ln2 ||x - c||^2 / sigma^2); 0 for no points.
 
@@ -175,9 +185,7 @@ def soft_focus_reference(
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
 
     # 1. n-ellipse potential: pi(x) = sum_i ||x - p_i||_kappa
-    potential = np.zeros((h, w), dtype=np.float64)
-    for px, py in ep:
-        potential += (np.abs(xx - px) ** kappa + np.abs(yy - py) ** kappa) ** (1.0 / kappa)
+    potential = n_ellipse_potential(xx, yy, ep, kappa)
 
     # 2. inverse potential
     r = 1.0 / np.maximum(potential, _PI_FLOOR)
@@ -201,7 +209,9 @@ def soft_focus_reference(
 # --------------------------------------------------------------------------- #
 # Fast implementation
 # --------------------------------------------------------------------------- #
-def _potential_window(h: int, w: int, ep: np.ndarray) -> tuple[int, int, int, int]:
+def _potential_window(
+    h: int, w: int, x_min: float, y_min: float, x_max: float, y_max: float
+) -> tuple[int, int, int, int]:
     """Rows [r0, r1] and columns [c0, c1] (inclusive) that hold the potential's grid minimum.
 
     For every norm order kappa >= 1 each term ||x - p||_kappa strictly increases
@@ -211,8 +221,6 @@ def _potential_window(h: int, w: int, ep: np.ndarray) -> tuple[int, int, int, in
     minimum of every row, lie in the extreme points' box rounded outwards and
     clipped to the canvas.
     """
-    x_min, y_min = ep.min(axis=0)
-    x_max, y_max = ep.max(axis=0)
     c0 = min(max(math.floor(x_min), 0), w - 1)
     c1 = min(max(math.ceil(x_max), 0), w - 1)
     r0 = min(max(math.floor(y_min), 0), h - 1)
@@ -311,7 +319,7 @@ def _gaussian_factors(points, h, w, sigma):
     outside which g_c < _GAUSSIAN_CUTOFF. gx and gy are only filled in the spans.
     """
     n = points.shape[0]
-    scale = -4.0 * math.log(2.0) / (sigma * sigma)
+    scale = _FWHM_K / (sigma * sigma)
     radius = math.sqrt(math.log(_GAUSSIAN_CUTOFF) / scale)
     gx = np.zeros((n, w), dtype=np.float64)
     gy = np.zeros((n, h), dtype=np.float64)
@@ -523,5 +531,5 @@ def soft_focus(
         max(math.ceil(y_min), 0),
         min(math.floor(y_max), h - 1),
     )
-    window = _potential_window(h, w, ep)
+    window = _potential_window(h, w, x_min, y_min, x_max, y_max)
     return _run_kernel(h, w, ep, pos, neg, beta, kappa, sigma, window, box)

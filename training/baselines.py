@@ -12,6 +12,7 @@ import numpy as np
 
 from fairs_sdk.config import InputSpec
 from fairs_sdk.crop import crop_box
+from fairs_sdk.sfg import as_points
 
 
 class GrabCutPredictor:
@@ -37,9 +38,9 @@ class GrabCutPredictor:
     ) -> np.ndarray:
         """(H, W) float32, 1 where GrabCut labels (probable) foreground; points are (x, y)."""
         h, w = image.shape[:2]
-        extreme = np.asarray(extreme, dtype=np.float64).reshape(-1, 2)
-        positive = np.zeros((0, 2)) if positive is None else np.asarray(positive, np.float64).reshape(-1, 2)
-        negative = np.zeros((0, 2)) if negative is None else np.asarray(negative, np.float64).reshape(-1, 2)
+        extreme = as_points(extreme, "extreme", min_count=2)
+        positive = as_points(positive, "positive")
+        negative = as_points(negative, "negative")
 
         # Work on the relaxed crop (clipped to the image): outside it all is background anyway.
         x0, y0, x1, y1 = crop_box(np.vstack([extreme, positive]), self.spec.relax)
