@@ -120,6 +120,11 @@ def export_onnx(
     """
     if opset < 17:
         raise ValueError(f"opset must be 17 or newer, got {opset}")
+    if checkpoint.model_config.guidance != "sfg":
+        raise ValueError(
+            f"this model was trained with guidance={checkpoint.model_config.guidance!r}; the runtime "
+            "computes only the SFG, so only guidance='sfg' models can be exported"
+        )
     output = Path(output)
     spec = checkpoint.input_spec
     wrapper = ExportWrapper(checkpoint.model, spec).eval()

@@ -23,9 +23,9 @@ def _train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set or [])
     if args.nproc > 1:
-        launch_local(args.nproc, run_training, config, args.resume, args.device)
+        launch_local(args.nproc, run_training, config, args.resume, args.device, args.stop_after_epoch)
     else:
-        run_training(config, resume=args.resume, device=args.device)
+        run_training(config, resume=args.resume, device=args.device, stop_after_epoch=args.stop_after_epoch)
     return 0
 
 
@@ -41,7 +41,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model, config = load_model(args.checkpoint, device)
-        predictor: object = Predictor(model, config.input, device)
+        predictor: object = Predictor(model, config.input, device, config.model.guidance)
         name = args.checkpoint.stem
     else:
         predictor = RuntimePredictor(args.model)
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, help="checkpoint to resume from")
     train.add_argument("--device", help="cpu or cuda (default: cuda if available)")
     train.add_argument("--nproc", type=int, default=1, help="spawn this many local DDP processes (without torchrun)")
+    train.add_argument("--stop-after-epoch", type=int, metavar="N",
+                       help="stop after epoch N; the learning-rate schedule still spans all epochs (short ablation runs)")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="SPEC section 4 metrics on a folder set")

@@ -25,8 +25,8 @@ from torch.utils.data import Dataset
 
 from fairs_sdk.config import InputSpec
 from fairs_sdk.crop import crop_box, crop_resize, to_canvas
-from fairs_sdk.sfg import soft_focus
 
+from .guidance import guidance_map
 from .simulate import drop_to_three_points, extreme_points, noisy_extreme_points, sample_training_clicks
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -405,35 +405,38 @@ def encode_input(
     extreme: np.ndarray,
     positive: np.ndarray | None = None,
     negative: np.ndarray | None = None,
+    guidance: str = "sfg",
 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Network input for one image and its clicks (SPEC section 2): ((4, S, S) float32, box).
 
     Points are (x, y) image pixels; the box encloses the extreme points and positive
-    clicks, enlarged by ``spec.relax``; S = ``spec.input_size``.
+    clicks, enlarged by ``spec.relax``; S = ``spec.input_size``. ``guidance`` picks the
+    4th channel: "sfg" (FAIRS) or "gaussian" (DEXTR's heat map, for the ablation).
     """
     positive = np.empty((0, 2)) if positive is None else np.asarray(positive, dtype=np.float64).reshape(-1, 2)
     negative = np.empty((0, 2)) if negative is None else np.asarray(negative, dtype=np.float64).reshape(-1, 2)
     box = crop_box(np.concatenate([extreme, positive]), spec.relax)
     size = spec.input_size
     crop = crop_resize(image, box, size)
-    sfg = soft_focus(
+    heat = guidance_map(
+        guidance,
         (size, size),
         to_canvas(extreme, box, size),
-        to_canvas(positive, box, size) if len(positive) else (),
-        to_canvas(negative, box, size) if len(negative) else (),
+        to_canvas(positive, box, size) if len(positive) else None,
+        to_canvas(negative, box, size) if len(negative) else None,
         beta=spec.beta,
         kappa=spec.kappa,
         sigma=spec.sigma,
     )
-    return np.concatenate([normalize_rgb(crop, spec), sfg[None].astype(np.float32)]), box
+    return np.concatenate([normalize_rgb(crop, spec), heat[None]]), box
 
 
 class InstanceDataset(Dataset):
     """Training / validation samples from an :class:`InstanceSource`.
 
     ``dataset[i]`` is a dict of tensors: ``input`` (4, S, S) float32 (normalised RGB +
-    SFG), ``target`` (1, S, S) float32 in {0, 1}, ``valid`` (1, S, S) float32 (0 on
-    ignore pixels). With ``train=True`` each sample is augmented, its points noisy,
+    guidance map, see :func:`encode_input`), ``target`` (1, S, S) float32 in {0, 1},
+    ``valid`` (1, S, S) float32 (0 on ignore pixels). With ``train=True`` each sample is augmented, its points noisy,
     and random clicks are added per :class:`SimulationConfig`; the randomness of
     sample i in epoch e comes from seed (seed, e, i) only, so it is the same in any
     worker or process and after a resume.
@@ -447,8 +450,10 @@ class InstanceDataset(Dataset):
         simulation: SimulationConfig | None = None,
         augmentation: AugmentConfig | None = None,
         seed: int = 0,
+        guidance: str = "sfg",
     ) -> None:
         self.source = source
+        self.guidance = guidance
         self.spec = spec
         self.train = train
         self.simulation = simulation or SimulationConfig()
@@ -485,7 +490,7 @@ class InstanceDataset(Dataset):
                 box=crop_box(points, self.spec.relax),
                 distance_range=tuple(sim.click_distance),
             )
-        net_input, box = encode_input(image, self.spec, points, positive, negative)
+        net_input, box = encode_input(image, self.spec, points, positive, negative, self.guidance)
         size = self.spec.input_size
         target = crop_resize(obj.astype(np.uint8), box, size, cv2.INTER_NEAREST)
         ignored = crop_resize(ignore.astype(np.uint8), box, size, cv2.INTER_NEAREST)

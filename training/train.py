@@ -172,7 +172,8 @@ class Trainer:
 
         source = train_source if train_source is not None else build_sources(config.data.train)
         self.dataset = InstanceDataset(
-            source, config.input, train=True, simulation=config.data.simulation, augmentation=config.data.augmentation, seed=config.seed
+            source, config.input, train=True, simulation=config.data.simulation, augmentation=config.data.augmentation, seed=config.seed,
+            guidance=config.model.guidance,
         )
         self.sampler = ShardedSampler(
             len(self.dataset), config.batch_size, self.dist.world_size, self.dist.rank, config.seed, config.max_steps_per_epoch
@@ -263,15 +264,20 @@ class Trainer:
         """Full-image mIoU with 4 exact extreme points on the validation source (main rank)."""
         if self.val_source is None or not self.dist.is_main:
             return None
-        predictor = Predictor(unwrap(self.model), self.config.input, self.dist.device)
+        predictor = Predictor(unwrap(self.model), self.config.input, self.dist.device, self.config.model.guidance)
         return mean_iou_4pts(predictor, self.val_source, self.config.data.val_max_instances)
 
-    def fit(self) -> list[dict[str, Any]]:
-        """Train until ``config.epochs``; a per-epoch line, metrics.jsonl and checkpoints."""
+    def fit(self, stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``config.epochs``; a per-epoch line, metrics.jsonl and checkpoints.
+
+        ``stop_after_epoch`` ends the run early while the learning-rate schedule still
+        spans all ``config.epochs`` (short ablation runs that share a long run's schedule).
+        """
         output = Path(self.config.output_dir)
         if self.dist.is_main:
             output.mkdir(parents=True, exist_ok=True)
-        while self.epoch < self.config.epochs:
+        last_epoch = self.config.epochs if stop_after_epoch is None else min(stop_after_epoch, self.config.epochs)
+        while self.epoch < last_epoch:
             epoch = self.epoch
             start = time.perf_counter()
             steps_before = self.global_step
@@ -295,7 +301,7 @@ class Trainer:
             if self.dist.is_main:
                 with open(output / "metrics.jsonl", "a") as handle:
                     handle.write(json.dumps(record) + "\n")
-                if self.epoch % self.config.checkpoint_every == 0 or self.epoch == self.config.epochs:
+                if self.epoch % self.config.checkpoint_every == 0 or self.epoch in (self.config.epochs, last_epoch):
                     self.save_checkpoint(output / f"epoch_{self.epoch:03d}.pt")
                     self.save_checkpoint(output / "last.pt")
             if self.dist.distributed:
@@ -350,7 +356,9 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
     return model.to(device).eval(), config
 
 
-def run_training(config: TrainConfig, resume: str | Path | None = None, device: str | None = None) -> list[dict[str, Any]]:
+def run_training(
+    config: TrainConfig, resume: str | Path | None = None, device: str | None = None, stop_after_epoch: int | None = None
+) -> list[dict[str, Any]]:
     """Entry point for one process (plain or under torchrun): set up, optionally resume, fit."""
     dist_info = setup_distributed(device)
     try:
@@ -361,7 +369,7 @@ def run_training(config: TrainConfig, resume: str | Path | None = None, device: 
         if dist_info.is_main:
             Path(config.output_dir).mkdir(parents=True, exist_ok=True)
             config.save(Path(config.output_dir) / "config.yaml")
-        return trainer.fit()
+        return trainer.fit(stop_after_epoch)
     finally:
         if dist_info.distributed and dist.is_initialized():
             dist.destroy_process_group()

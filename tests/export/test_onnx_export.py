@@ -84,3 +84,12 @@ def test_fixed_batch_export(checkpoint, tmp_path, real_inputs) -> None:
 def test_rejects_old_opset(checkpoint, tmp_path) -> None:
     with pytest.raises(ValueError, match="opset must be 17"):
         export_onnx(checkpoint, tmp_path / "old.onnx", opset=13)
+
+
+def test_rejects_a_gaussian_guided_model(checkpoint, tmp_path) -> None:
+    from dataclasses import replace
+
+    gaussian = replace(checkpoint, model_config=replace(checkpoint.model_config, guidance="gaussian"))
+    with pytest.raises(ValueError, match="only guidance='sfg'"):
+        export_onnx(gaussian, tmp_path / "gaussian.onnx")
+    assert not (tmp_path / "gaussian.onnx").exists(), "a refused export must not leave a file"

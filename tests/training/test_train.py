@@ -156,7 +156,11 @@ def test_resume_gives_same_next_loss(tmp_path, horses, steps_before_checkpoint: 
     assert got == expected, f"resumed losses {got} differ from the uninterrupted run's {expected}"
 
 
-@pytest.mark.parametrize("overrides", [("amp=bf16",), ("model.head=psp", "model.head_channels=32")], ids=["bf16-autocast", "psp-head"])
+@pytest.mark.parametrize(
+    "overrides",
+    [("amp=bf16",), ("model.head=psp", "model.head_channels=32"), ("model.guidance=gaussian",)],
+    ids=["bf16-autocast", "psp-head", "gaussian-guidance"],
+)
 def test_one_training_step_variants(tmp_path, horses, overrides: tuple[str, ...]) -> None:
     trainer = Trainer(tiny_config(tmp_path, *overrides), train_source=horses, log=lambda message: None)
     before = [p.detach().clone() for p in trainer.model.parameters()]
@@ -164,3 +168,13 @@ def test_one_training_step_variants(tmp_path, horses, overrides: tuple[str, ...]
     assert math.isfinite(loss) and loss > 0, f"{overrides}: loss {loss}"
     changed = sum(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
     assert changed > 0, f"{overrides}: no parameter was updated"
+
+
+def test_stop_after_epoch_keeps_the_full_schedule(tmp_path, horses) -> None:
+    config = tiny_config(tmp_path, "epochs=4", "max_steps_per_epoch=1", "optim.schedule=poly")
+    trainer = Trainer(config, train_source=horses, log=lambda message: None)
+    history = trainer.fit(stop_after_epoch=2)
+    assert [r["epoch"] for r in history] == [1, 2], f"ran epochs {[r['epoch'] for r in history]}, expected 1 and 2"
+    assert (tmp_path / "last.pt").is_file() and (tmp_path / "epoch_002.pt").is_file(), "the stopping epoch must be saved"
+    expected = config.optim.lr * learning_rate_factor(config.optim, 1, 4, 1)
+    assert history[-1]["lr"] == pytest.approx(expected), "the schedule must still span all 4 epochs"
