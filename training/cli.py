@@ -5,6 +5,8 @@
     fairs-train train --config ... --nproc 2                                   # local processes (gloo on CPU)
     fairs-train evaluate --checkpoint run/last.pt --data ../shared/data/dev/davis345 --out eval/
     fairs-train evaluate --model model.onnx --baseline grabcut --data ../shared/data/dev/davis345 --out eval/
+    fairs-train evaluate --baseline grabcut --every 10 --data ... --out eval/grabcut     # a baseline alone, a subset
+    fairs-train compare eval/model eval/grabcut --out eval/comparison.md                # runs over the same instances
     fairs-train speed --backbone resnet101 --size 512 --batch-size 2 --precision fp32 bf16
 """
 
@@ -30,10 +32,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from fairs_sdk.config import InputSpec
+
     from .baselines import GrabCutPredictor
     from .data import build_source
     from .evaluate import Predictor, RuntimePredictor, comparison_table, evaluate, write_report
 
+    if args.checkpoint is None and args.model is None and not args.baseline:
+        raise ValueError("give --checkpoint or --model, or --baseline to evaluate a baseline alone")
+    methods: dict[str, object] = {}
     if args.checkpoint is not None:
         import torch
 
@@ -41,18 +48,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model, config = load_model(args.checkpoint, device)
-        predictor: object = Predictor(model, config.input, device, config.model.guidance)
-        name = args.checkpoint.stem
-    else:
-        predictor = RuntimePredictor(args.model)
-        name = args.model.stem
-    methods = {name: predictor}
+        methods[args.checkpoint.stem] = Predictor(model, config.input, device, config.model.guidance)
+    elif args.model is not None:
+        methods[args.model.stem] = RuntimePredictor(args.model)
+    spec = next(iter(methods.values())).spec if methods else InputSpec()
     for baseline in args.baseline or []:
-        methods[baseline] = GrabCutPredictor(predictor.spec)  # same relax as the model
+        methods[baseline] = GrabCutPredictor(spec)  # same relax as the model
     source = build_source(args.data)
     summaries = {}
     for method, method_predictor in methods.items():
-        result = evaluate(method_predictor, source, args.max_clicks, args.max_instances, progress=True)
+        result = evaluate(method_predictor, source, args.max_clicks, args.max_instances, progress=True, every=args.every)
         out = args.out if len(methods) == 1 else args.out / method
         paths = write_report(result, out)
         summaries[method] = result.summary
@@ -60,6 +65,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     table = comparison_table(summaries)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "comparison.md").write_text(table)
+    print(table)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .evaluate import comparison_table, read_summaries
+
+    table = comparison_table(read_summaries(args.runs))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table)
     print(table)
     return 0
 
@@ -95,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="SPEC section 4 metrics on a folder set")
-    which = evaluate.add_mutually_exclusive_group(required=True)
+    which = evaluate.add_mutually_exclusive_group()
     which.add_argument("--checkpoint", type=Path, help="training checkpoint (PyTorch)")
     which.add_argument("--model", type=Path, help="exported model (ONNX or TensorRT engine), run through fairs_sdk.Segmenter")
     evaluate.add_argument("--baseline", action="append", choices=["grabcut"],
@@ -103,9 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="folder with images/ and masks/ (or label_maps/)")
     evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics.json, metrics.md, iou_vs_clicks.png")
     evaluate.add_argument("--max-instances", type=int)
+    evaluate.add_argument("--every", type=int, default=1, metavar="K", help="evaluate every K-th instance (0, K, 2K, ...)")
     evaluate.add_argument("--max-clicks", type=int, default=20)
     evaluate.add_argument("--device")
     evaluate.set_defaults(run=_evaluate)
+
+    compare = commands.add_parser("compare", help="one comparison table from earlier evaluate --out folders (same instances)")
+    compare.add_argument("runs", nargs="+", type=Path, help="folders holding metrics.json")
+    compare.add_argument("--out", type=Path, help="also write the markdown table here")
+    compare.set_defaults(run=_compare)
 
     speed = commands.add_parser("speed", help="training images per second on random tensors")
     speed.add_argument("--backbone", nargs="+", default=["resnet101"])

@@ -201,6 +201,28 @@ def plot_iou_curve(summary: dict[str, Any], path: str | Path) -> None:
     plt.close(figure)
 
 
+def read_summaries(folders: list[str | Path]) -> dict[str, dict[str, Any]]:
+    """{folder name: summary} from the metrics.json of earlier runs over the same instances.
+
+    Raises ValueError if a folder has no metrics.json or the runs saw different instances,
+    so a comparison table never mixes two evaluation sets.
+    """
+    summaries: dict[str, dict[str, Any]] = {}
+    reference: list[str] | None = None
+    for folder in map(Path, folders):
+        path = folder / "metrics.json"
+        if not path.is_file():
+            raise ValueError(f"{folder}: no metrics.json (run fairs-train evaluate --out {folder} first)")
+        data = json.loads(path.read_text())
+        instances = [r.get("instance") for r in data["instances"]]
+        if reference is None:
+            reference = instances
+        elif instances != reference:
+            raise ValueError(f"{folder} was evaluated on other instances than {folders[0]}: not comparable")
+        summaries[folder.name] = data["summary"]
+    return summaries
+
+
 @dataclass
 class EvaluationResult:
     summary: dict[str, Any]
@@ -213,12 +235,17 @@ def evaluate(
     max_clicks: int = MAX_CLICKS,
     max_instances: int | None = None,
     progress: bool = False,
+    every: int = 1,
 ) -> EvaluationResult:
-    """Run :func:`evaluate_instance` over (the first ``max_instances`` of) ``source``."""
+    """Run :func:`evaluate_instance` over instances 0, every, 2 * every, ... of ``source``
+    (at most ``max_instances`` of them)."""
     if max_clicks < 4:
         raise ValueError(f"max_clicks must be at least 4 (the extreme points), got {max_clicks}")
-    count = len(source) if max_instances is None else min(max_instances, len(source))
-    indices = range(count)
+    if every < 1:
+        raise ValueError(f"every must be a positive stride, got {every}")
+    indices = range(0, len(source), every)
+    if max_instances is not None:
+        indices = indices[:max_instances]
     if progress:
         from tqdm import tqdm
 

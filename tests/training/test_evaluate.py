@@ -97,3 +97,48 @@ def test_cli_trains_then_evaluates(tmp_path, horses_root) -> None:
     summary = json.loads((out / "metrics.json").read_text())["summary"]
     assert summary["instances"] == 2 and set(summary["miou_at"]) == {"4", "5"}, summary
     assert 0.0 <= summary["miou_4pts"] <= 1.0 and 4 <= summary["noc90"] <= 5
+
+
+class CountingSource(OneSource):
+    """Five copies of one instance, each described by its index."""
+
+    def __len__(self) -> int:
+        return 5
+
+    def describe(self, index: int) -> str:
+        return f"copy-{index}"
+
+
+def test_every_takes_a_strided_subset() -> None:
+    obj = square()
+    result = evaluate(FixedPredictor(obj), CountingSource(obj), max_clicks=4, every=2)
+    described = [r["instance"] for r in result.per_instance]
+    assert described == ["copy-0", "copy-2", "copy-4"], f"every=2 must take instances 0, 2, 4; got {described}"
+
+
+def test_compare_refuses_runs_over_different_instances(tmp_path) -> None:
+    from fairs_sdk.training.evaluate import read_summaries
+
+    obj = square()
+    write_report(evaluate(FixedPredictor(obj), CountingSource(obj), max_clicks=4), tmp_path / "a")
+    write_report(evaluate(FixedPredictor(obj), CountingSource(obj), max_clicks=4, every=2), tmp_path / "b")
+    try:
+        read_summaries([tmp_path / "a", tmp_path / "b"])
+    except ValueError as error:
+        assert "other instances" in str(error)
+    else:
+        raise AssertionError("comparing runs over different instances must raise")
+
+
+def test_compare_cli_writes_one_row_per_run(tmp_path) -> None:
+    obj = square()
+    for name, prediction in (("perfect", obj), ("empty", np.zeros_like(obj))):
+        write_report(evaluate(FixedPredictor(prediction), CountingSource(obj), max_clicks=5), tmp_path / name)
+    assert main(["compare", str(tmp_path / "perfect"), str(tmp_path / "empty"), "--out", str(tmp_path / "table.md")]) == 0
+    rows = [line.split("|")[1:4] for line in (tmp_path / "table.md").read_text().splitlines()[2:]]
+    assert [[c.strip() for c in r] for r in rows] == [["perfect", "5", "100.00"], ["empty", "5", "0.00"]], rows
+
+
+def test_evaluate_cli_needs_a_model_or_a_baseline(tmp_path, capsys) -> None:
+    assert main(["evaluate", "--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "--baseline" in capsys.readouterr().err

@@ -52,3 +52,17 @@ def test_evaluate_cli_runs_model_and_grabcut_side_by_side(tiny_onnx, tmp_path):
     rows = [line for line in table.splitlines() if line.startswith("| ") and "method" not in line]
     assert [r.split("|")[1].strip() for r in rows] == ["tiny", "grabcut"], f"unexpected rows:\n{table}"
     assert (out / "grabcut" / "metrics.json").is_file() and (out / "tiny" / "iou_vs_clicks.png").is_file()
+
+
+def test_evaluate_cli_runs_a_baseline_alone(tmp_path):
+    if not (DAVIS / "images").is_dir():
+        pytest.skip(f"DAVIS-345 not found at {DAVIS} (../shared/data beside the project)")
+    import json
+
+    from fairs_sdk.training.cli import main
+
+    code = main(["evaluate", "--baseline", "grabcut", "--data", str(DAVIS), "--out", str(tmp_path),
+                 "--every", "100", "--max-instances", "2", "--max-clicks", "4"])
+    assert code == 0
+    instances = [r["instance"] for r in json.loads((tmp_path / "metrics.json").read_text())["instances"]]
+    assert len(instances) == 2, f"--every 100 --max-instances 2 must evaluate 2 instances, got {instances}"
