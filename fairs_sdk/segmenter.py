@@ -16,7 +16,6 @@ Every constant (S, relax, SFG parameters, threshold) comes from the model's meta
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from fairs_sdk.backends import Backend, load_backend
 from fairs_sdk.config import InputSpec
 from fairs_sdk.model_format import ModelMetadata
 from fairs_sdk.result import Result
-from fairs_sdk.sfg import soft_focus
+from fairs_sdk.sfg import kernel_threads, soft_focus
 from fairs_sdk.validation import (
     MAX_IMAGE_PIXELS,
     InputError,
@@ -74,22 +73,6 @@ def _default_model() -> Path:
             "e.g. Segmenter('model.onnx')"
         )
     return DEFAULT_MODEL
-
-
-@contextlib.contextmanager
-def _numba_threads(count: int | None):
-    """Run Numba parallel kernels of this thread with ``count`` threads (thread-local setting)."""
-    if count is None:
-        yield
-        return
-    import numba
-
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 class Segmenter:
@@ -205,7 +188,7 @@ class Segmenter:
         s = spec.input_size
         box = crop.crop_box(np.concatenate([ep, pos]), spec.relax)
         pixels = crop.crop_resize(rgb, box, s)  # (S, S, 3) uint8
-        with _numba_threads(self.sfg_threads):  # soft_focus itself is thread- and fork-safe
+        with kernel_threads(self.sfg_threads):  # soft_focus itself is thread- and fork-safe
             sfg = soft_focus(
                 (s, s),
                 crop.to_canvas(ep, box, s),

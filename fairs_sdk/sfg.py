@@ -19,10 +19,11 @@ Two implementations share one signature and one input check:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Union
 
 import numba
@@ -494,6 +495,27 @@ def _run_kernel(*args):
         with _workqueue_lock:
             return _kernel_parallel(*args)
     return _kernel_parallel(*args)
+
+
+@contextlib.contextmanager
+def kernel_threads(count: int | None) -> Iterator[None]:
+    """Run :func:`soft_focus` calls of this thread on at most ``count`` threads (None: unchanged).
+
+    Numba's thread count is per calling thread; it is restored on exit. One thread is
+    what a caller wants when another engine (ONNX Runtime, torch) already keeps the
+    cores busy: waiting on a descheduled worker then costs far more than the kernel.
+    """
+    if count is None:
+        yield
+        return
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def soft_focus(
