@@ -28,7 +28,8 @@ import pytest
 
 from fairs_sdk import Segmenter, crop
 from fairs_sdk.cli import bench_objects
-from fairs_sdk.segmenter import DEFAULT_MODEL, _numba_threads
+from fairs_sdk.segmenter import DEFAULT_MODEL
+from fairs_sdk.sfg import kernel_threads
 from fairs_sdk.sfg import soft_focus
 from fairs_sdk.validation import check_image
 
@@ -90,7 +91,7 @@ def test_stage(benchmark, segmenter, size, stage):
     ep, pos, neg = (np.asarray(obj[k], np.float64) for k in ("extreme_points", "positive_clicks", "negative_clicks"))
     probabilities = segmenter.backend.run(prepared.input[None])[0]
     def sfg():
-        with _numba_threads(segmenter.sfg_threads):  # as the runtime runs it
+        with kernel_threads(segmenter.sfg_threads):  # as the runtime runs it
             return soft_focus((s, s), crop.to_canvas(ep, box, s), crop.to_canvas(pos, box, s),
                               crop.to_canvas(neg, box, s), spec.beta, spec.kappa, spec.sigma)
 

@@ -200,7 +200,7 @@ def bench_objects(width: int, height: int, count: int, seed: int = 0) -> list[di
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from fairs_sdk import Segmenter, crop
-    from fairs_sdk.segmenter import _numba_threads
+    from fairs_sdk.sfg import kernel_threads
     from fairs_sdk.sfg import soft_focus
     from fairs_sdk.validation import check_image
 
@@ -225,7 +225,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     r = args.repeat
 
     def sfg():
-        with _numba_threads(seg.sfg_threads):  # as the runtime runs it
+        with kernel_threads(seg.sfg_threads):  # as the runtime runs it
             return soft_focus((s, s), crop.to_canvas(ep, box, s), crop.to_canvas(pos, box, s),
                               crop.to_canvas(neg, box, s), spec.beta, spec.kappa, spec.sigma)
 
