@@ -59,15 +59,7 @@ def guidance_map(
 ) -> np.ndarray:
     """(H, W) float32 guidance of ``kind`` ("sfg" or "gaussian"); points (x, y) canvas pixels."""
     if kind == "sfg":
-        return soft_focus(
-            shape,
-            extreme,
-            () if positive is None or len(positive) == 0 else positive,
-            () if negative is None or len(negative) == 0 else negative,
-            beta=beta,
-            kappa=kappa,
-            sigma=sigma,
-        ).astype(np.float32)
+        return soft_focus(shape, extreme, positive, negative, beta=beta, kappa=kappa, sigma=sigma)
     if kind == "gaussian":
         return gaussian_heatmap(shape, extreme, positive, negative, sigma)
     raise ValueError(f"guidance must be one of {GUIDANCE_KINDS}, got {kind!r}")

@@ -301,7 +301,7 @@ class Trainer:
             if self.dist.is_main:
                 with open(output / "metrics.jsonl", "a") as handle:
                     handle.write(json.dumps(record) + "\n")
-                if self.epoch % self.config.checkpoint_every == 0 or self.epoch in (self.config.epochs, last_epoch):
+                if self.epoch % self.config.checkpoint_every == 0 or self.epoch == last_epoch:
                     self.save_checkpoint(output / f"epoch_{self.epoch:03d}.pt")
                     self.save_checkpoint(output / "last.pt")
             if self.dist.distributed:
