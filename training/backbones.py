@@ -41,12 +41,18 @@ PACKAGED_WEIGHTS = {
 
 PACKAGE_PREFIX = "package:"
 
+#: timm feature index of the stride-4 map (ResNets: layer1; EfficientNets: block 1),
+#: returned beside the last map for the skip decoder.
+LOW_LEVEL_INDEX = 1
+LOW_LEVEL_STRIDE = 4
+
 
 class Backbone(nn.Module):
     """A timm feature extractor: (B, in_chans, H, W) float -> (B, C, H/os, W/os) float.
 
     Attributes:
         out_channels: C, channels of the returned feature map.
+        low_level_channels: channels of the stride-4 map that :meth:`features` also returns.
         output_stride: os, the ratio of input to feature-map size (8 or 16).
     """
 
@@ -61,7 +67,7 @@ class Backbone(nn.Module):
                 name,
                 pretrained=False,
                 features_only=True,
-                out_indices=(-1,),
+                out_indices=(LOW_LEVEL_INDEX, -1),
                 output_stride=output_stride,
                 in_chans=in_chans,
             )
@@ -71,9 +77,17 @@ class Backbone(nn.Module):
         self.in_chans = in_chans
         self.output_stride = output_stride
         self.out_channels: int = int(self.body.feature_info.channels()[-1])
+        self.low_level_channels: int = int(self.body.feature_info.channels()[0])
+        if self.body.feature_info.reduction()[0] != LOW_LEVEL_STRIDE:
+            raise ValueError(f"backbone {name!r} has no stride-{LOW_LEVEL_STRIDE} feature at index {LOW_LEVEL_INDEX}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)[-1]
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(stride-4 features (B, low_level_channels, H/4, W/4), last map (B, C, H/os, W/os))."""
+        low, last = self.body(x)
+        return low, last
 
     def stem_conv(self) -> nn.Conv2d:
         """The first convolution, the one that sees the ``in_chans`` input channels."""

@@ -72,7 +72,9 @@ class TrainConfig:
     off on CPU), "off", "bf16" or "fp16" (GPU only). freeze_bn keeps every
     BatchNorm in eval mode with frozen affine parameters (small per-process
     batches); sync_bn converts them to SyncBatchNorm under DDP on GPUs.
-    max_steps_per_epoch limits an epoch (0: whole data set).
+    max_steps_per_epoch limits an epoch (0: whole data set). init_from: a training
+    checkpoint whose network weights start this run (a warm start with a fresh
+    optimiser and schedule; a decoder the checkpoint lacks keeps its initialisation).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -90,6 +92,7 @@ class TrainConfig:
     max_steps_per_epoch: int = 0
     checkpoint_every: int = 1
     progress: bool = True
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.amp is False:  # YAML 1.1 reads a bare `off` as false

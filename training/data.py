@@ -363,6 +363,22 @@ class SimulationConfig:
     max_positive_clicks: int = 2
     max_negative_clicks: int = 2
     click_distance: tuple[float, float] = (15.0, 60.0)
+    iterative_probability: float = 0.0
+    max_iterative_clicks: int = 3
+
+
+def pad_points(points: np.ndarray, count: int) -> np.ndarray:
+    """(n, 2) points padded with NaN rows to (count, 2) float32 (batches need one shape)."""
+    points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    if len(points) > count:
+        raise ValueError(f"{len(points)} points do not fit {count} slots")
+    return np.vstack([points, np.full((count - len(points), 2), np.nan, dtype=np.float32)])
+
+
+def unpad_points(points: np.ndarray) -> np.ndarray:
+    """The rows of a :func:`pad_points` array that are not NaN: (n, 2) float64."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return points[~np.isnan(points).any(axis=1)]
 
 
 @dataclass
@@ -436,7 +452,10 @@ class InstanceDataset(Dataset):
 
     ``dataset[i]`` is a dict of tensors: ``input`` (4, S, S) float32 (normalised RGB +
     guidance map, see :func:`encode_input`), ``target`` (1, S, S) float32 in {0, 1},
-    ``valid`` (1, S, S) float32 (0 on ignore pixels). With ``train=True`` each sample is augmented, its points noisy,
+    ``valid`` (1, S, S) float32 (0 on ignore pixels), and the points in canvas pixels
+    ((x, y) float32, NaN rows pad to a fixed count): ``extreme`` (4, 2), ``positive``
+    and ``negative`` (max clicks, 2), from which iterative click training re-encodes
+    the guidance. With ``train=True`` each sample is augmented, its points noisy,
     and random clicks are added per :class:`SimulationConfig`; the randomness of
     sample i in epoch e comes from seed (seed, e, i) only, so it is the same in any
     worker or process and after a resume.
@@ -498,5 +517,8 @@ class InstanceDataset(Dataset):
             "input": torch.from_numpy(net_input),
             "target": torch.from_numpy(target[None].astype(np.float32)),
             "valid": torch.from_numpy((1 - ignored[None]).astype(np.float32)),
+            "extreme": torch.from_numpy(pad_points(to_canvas(points, box, size), 4)),
+            "positive": torch.from_numpy(pad_points(to_canvas(positive, box, size), sim.max_positive_clicks)),
+            "negative": torch.from_numpy(pad_points(to_canvas(negative, box, size), sim.max_negative_clicks)),
         }
 

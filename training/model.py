@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .backbones import create_backbone
+from .decoder import DECODERS, SkipDecoder
 from .guidance import GUIDANCE_KINDS
 from .heads import create_head
 
@@ -32,6 +33,9 @@ class ModelConfig:
     None for random initialisation. Nothing is ever downloaded.
     guidance: the 4th input channel, "sfg" (FAIRS; the only one the runtime and export
     support) or "gaussian" (DEXTR's heat map, for the ablation).
+    decoder: "none" (the head's logits upsampled, as the paper) or "skip" (a
+    :class:`~fairs_sdk.training.decoder.SkipDecoder` refines them at stride 4).
+    decoder_channels: width of the skip decoder.
     """
 
     backbone: str = "resnet101"
@@ -42,10 +46,14 @@ class ModelConfig:
     in_chans: int = 4
     dropout: float = 0.1
     guidance: str = "sfg"
+    decoder: str = "none"
+    decoder_channels: int = 48
 
     def __post_init__(self) -> None:
         if self.guidance not in GUIDANCE_KINDS:
             raise ValueError(f"model.guidance must be one of {GUIDANCE_KINDS}, got {self.guidance!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"model.decoder must be one of {DECODERS}, got {self.decoder!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,16 +71,25 @@ class FAIRSNet(nn.Module):
 
     In eval mode ``forward`` returns the main logits (B, 1, H, W), pure
     tensor-in tensor-out for ONNX export. In train mode it returns a tuple of logit
-    maps (main, *auxiliary), all (B, 1, H, W), for the multi-term loss.
+    maps (main, *auxiliary), all (B, 1, H, W), for the multi-term loss. With a
+    ``decoder`` the main output is the decoder's refinement of the head's main
+    logits (its input channel 3, the guidance map, feeds the decoder too), and the
+    head's main logits become the first auxiliary output.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module, decoder: nn.Module | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.decoder = decoder
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        outputs = self.head(self.backbone(x))
+        if self.decoder is None:
+            outputs = self.head(self.backbone(x))
+        else:
+            low_level, features = self.backbone.features(x)
+            outputs = self.head(features)
+            outputs = (self.decoder(outputs[0], low_level, x[:, 3:4]), *outputs)
         size = x.shape[-2:]
         if not self.training:
             return nn.functional.interpolate(outputs[0], size=size, mode="bilinear", align_corners=False)
@@ -85,7 +102,8 @@ def build_model(config: ModelConfig) -> FAIRSNet:
         config.backbone, in_chans=config.in_chans, output_stride=config.output_stride, weights=config.pretrained
     )
     head = create_head(config.head, backbone.out_channels, config.head_channels, config.dropout)
-    return FAIRSNet(backbone, head)
+    decoder = SkipDecoder(backbone.low_level_channels, config.decoder_channels) if config.decoder == "skip" else None
+    return FAIRSNet(backbone, head, decoder)
 
 
 class InputNormalizer(nn.Module):

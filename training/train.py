@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader, Sampler
 from .config import TrainConfig, learning_rate_factor
 from .data import InstanceDataset, InstanceSource, build_sources
 from .evaluate import Predictor, mean_iou_4pts
+from .iterative import add_corrective_clicks
 from .losses import multi_term_loss
 from .model import FAIRSNet, ModelConfig, build_model
 
@@ -122,10 +124,11 @@ def freeze_batchnorm(model: nn.Module) -> None:
 
 
 def build_optimizer(model: FAIRSNet, config: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum; the head (randomly initialised) at ``head_lr_multiplier`` x lr."""
+    """SGD with momentum; head and decoder (randomly initialised) at ``head_lr_multiplier`` x lr."""
     optim = config.optim
     backbone = [p for p in model.backbone.parameters() if p.requires_grad]
-    head = [p for p in model.head.parameters() if p.requires_grad]
+    new_modules = [model.head] + ([model.decoder] if model.decoder is not None else [])
+    head = [p for module in new_modules for p in module.parameters() if p.requires_grad]
     groups = [
         {"params": backbone, "lr": optim.lr, "base_lr": optim.lr},
         {"params": head, "lr": optim.lr * optim.head_lr_multiplier, "base_lr": optim.lr * optim.head_lr_multiplier},
@@ -158,6 +161,9 @@ class Trainer:
         self.log = log if self.dist.is_main else (lambda message: None)
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         model = build_model(config.model).to(self.dist.device)
+        if config.init_from:
+            added = initialise_from(model, config.init_from)
+            self.log(f"initialised from {config.init_from}" + (f"; new: {', '.join(added)}" if added else ""))
         if config.freeze_bn:
             freeze_batchnorm(model)
         elif self.dist.distributed and config.sync_bn and self.dist.device.type == "cuda":
@@ -205,11 +211,27 @@ class Trainer:
             group["lr"] = group["base_lr"] * factor
         return self.optimizer.param_groups[0]["lr"]
 
+    def _with_corrective_clicks(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """With ``simulation.iterative_probability``, 1 to ``max_iterative_clicks`` rounds of
+        clicks on the model's own errors (:func:`~fairs_sdk.training.iterative.add_corrective_clicks`).
+
+        The draw comes from (seed, step, rank), so a resumed run draws the same.
+        """
+        simulation = self.config.data.simulation
+        if simulation.iterative_probability <= 0 or simulation.max_iterative_clicks <= 0 or "extreme" not in batch:
+            return batch
+        rng = np.random.default_rng([self.config.seed, self.global_step, self.dist.rank])
+        if rng.random() >= simulation.iterative_probability:
+            return batch
+        rounds = int(rng.integers(1, simulation.max_iterative_clicks + 1))
+        return add_corrective_clicks(unwrap(self.model), batch, self.config.input, rounds, self.config.model.guidance)
+
     def train_step(self, batch: dict[str, torch.Tensor]) -> float:
         """Forward, multi-term loss, backward and SGD update on one batch; returns the loss.
 
         Gradients stay in ``.grad`` until the next step (tests compare them).
         """
+        batch = self._with_corrective_clicks(batch)
         self.model.train()
         if self.config.freeze_bn:
             freeze_batchnorm(self.model)
@@ -344,6 +366,26 @@ class Trainer:
         self.step_in_epoch = int(state["step_in_epoch"])
         self.global_step = int(state["global_step"])
         self.history = list(state.get("history", []))
+
+
+def initialise_from(model: FAIRSNet, checkpoint: str | Path) -> list[str]:
+    """Load a training checkpoint's network weights into ``model`` (a warm start, not a resume).
+
+    ``model`` may have a decoder that the checkpoint's network lacks; those modules
+    keep their initialisation. Returns the names of the modules that did.
+
+    Raises:
+        ValueError: the checkpoint has weights ``model`` lacks, or lacks any outside the decoder.
+    """
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    weights = state["model"] if isinstance(state, dict) and "model" in state else state
+    result = model.load_state_dict(weights, strict=False)
+    missing = [key for key in result.missing_keys if not key.startswith("decoder.")]
+    if result.unexpected_keys or missing:
+        raise ValueError(
+            f"{checkpoint} does not fit the configured network: unexpected {result.unexpected_keys[:3]}, missing {missing[:3]}"
+        )
+    return sorted({key.split(".")[0] for key in result.missing_keys})
 
 
 def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[FAIRSNet, TrainConfig]:

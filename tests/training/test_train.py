@@ -54,6 +54,31 @@ def test_sample_shapes_and_sfg_channel(horses) -> None:
     assert 0.05 < float(sample["target"].mean()) < 0.95, "the crop must hold object and background"
 
 
+def test_sample_points_reproduce_its_guidance(horses) -> None:
+    from fairs_sdk.sfg import soft_focus
+    from fairs_sdk.training.data import unpad_points
+
+    spec = InputSpec(input_size=48, relax=10)
+    sample = InstanceDataset(horses, spec, simulation=SimulationConfig(click_probability=1.0, three_point_probability=1.0))[2]
+    extreme, positive, negative = (unpad_points(sample[key].numpy()) for key in ("extreme", "positive", "negative"))
+    assert sample["extreme"].shape == (4, 2) and len(extreme) == 3, "three points padded to four slots"
+    assert sample["positive"].shape == (2, 2) and sample["negative"].shape == (2, 2), "clicks padded to the max counts"
+    rebuilt = soft_focus((48, 48), extreme, positive, negative)
+    assert np.allclose(rebuilt, sample["input"][3].numpy(), atol=1e-5), "canvas points must re-encode the sample's SFG"
+
+
+def test_iterative_rounds_add_clicks_to_training_batches(tmp_path, horses) -> None:
+    config = tiny_config(tmp_path, "data.simulation.iterative_probability=1.0", "data.simulation.max_iterative_clicks=2")
+    trainer = Trainer(config, train_source=horses)
+    batch = next(iter(trainer.loader))
+    clicked = trainer._with_corrective_clicks(batch)
+    def clicks(sample_batch: dict) -> int:
+        return int(sum((~torch.isnan(sample_batch[key][..., 0])).sum() for key in ("positive", "negative")))
+
+    assert clicks(clicked) > clicks(batch), "iterative_probability=1 must add clicks to the batch"
+    assert not torch.equal(clicked["input"][:, 3], batch["input"][:, 3]), "the guidance must change with the clicks"
+
+
 def test_samples_are_reproducible_per_epoch(horses) -> None:
     dataset = InstanceDataset(horses, InputSpec(input_size=48, relax=10))
     first = dataset[1]["input"]
