@@ -39,13 +39,14 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """SGD with momentum and a per-step learning-rate schedule.
+    """The optimiser ("sgd" with momentum, or "adamw") and a per-step learning-rate schedule.
 
     schedule: "constant"; "poly" (lr * (1 - t/T) ** power); or "steps" (lr multiplied by
     ``gamma`` at each epoch in ``milestones``, the paper's constant-then-reduced schedule).
     warmup_steps: linear warm-up from 0 over the first steps.
     """
 
+    name: str = "sgd"
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -58,6 +59,8 @@ class OptimConfig:
     head_lr_multiplier: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.name not in ("sgd", "adamw"):
+            raise ValueError(f"optim.name must be sgd or adamw, got {self.name!r}")
         if self.schedule not in ("constant", "poly", "steps"):
             raise ValueError(f"optim.schedule must be constant, poly or steps, got {self.schedule!r}")
         if self.lr <= 0:

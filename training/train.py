@@ -123,8 +123,8 @@ def freeze_batchnorm(model: nn.Module) -> None:
                 parameter.requires_grad_(False)
 
 
-def build_optimizer(model: FAIRSNet, config: TrainConfig) -> torch.optim.SGD:
-    """SGD with momentum; head and decoder (randomly initialised) at ``head_lr_multiplier`` x lr."""
+def build_optimizer(model: FAIRSNet, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum or AdamW; head and decoder (randomly initialised) at ``head_lr_multiplier`` x lr."""
     optim = config.optim
     backbone = [p for p in model.backbone.parameters() if p.requires_grad]
     new_modules = [model.head] + ([model.decoder] if model.decoder is not None else [])
@@ -133,8 +133,11 @@ def build_optimizer(model: FAIRSNet, config: TrainConfig) -> torch.optim.SGD:
         {"params": backbone, "lr": optim.lr, "base_lr": optim.lr},
         {"params": head, "lr": optim.lr * optim.head_lr_multiplier, "base_lr": optim.lr * optim.head_lr_multiplier},
     ]
+    groups = [g for g in groups if g["params"]]
+    if optim.name == "adamw":
+        return torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)
     return torch.optim.SGD(
-        [g for g in groups if g["params"]], lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay, nesterov=optim.nesterov
+        groups, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay, nesterov=optim.nesterov
     )
 
 

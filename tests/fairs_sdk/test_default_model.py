@@ -14,13 +14,15 @@ import pytest
 
 from fairs_sdk import Segmenter
 from fairs_sdk import segmenter as segmenter_module
-from fairs_sdk.training.simulate import extreme_points
+from fairs_sdk.training.simulate import corrective_click, extreme_points
 
 from model_files import DATA
 
 DAVIS = DATA / "dev" / "davis345"
 MAX_BYTES = 40 * 1024 * 1024
 QUALITY_FLOOR = 0.55  # mean IoU with 4 exact extreme points on every 23rd DAVIS-345 object
+CLICKS = 3  # corrective clicks (SPEC 4 rule) after the extreme points
+CLICK_GAIN_FLOOR = 0.0  # mean IoU gain those clicks must bring on the same objects
 
 pytestmark = pytest.mark.skipif(not segmenter_module.DEFAULT_MODEL.is_file(), reason="no default model bundled")
 
@@ -35,15 +37,38 @@ def test_default_model_metadata_describes_an_sfg_model() -> None:
     assert spec.input_size % 32 == 0 and spec.relax > 0 and 0 < spec.threshold < 1, f"implausible spec {spec}"
 
 
-def test_default_model_segments_real_objects_well() -> None:
+def davis_objects():
+    """(stem, RGB image, object mask) of every 23rd DAVIS-345 object (15 objects)."""
     if not (DAVIS / "images").is_dir():
         pytest.skip(f"DAVIS-345 not found at {DAVIS}")
-    segmenter = Segmenter()
-    ious = {}
     for stem in sorted(p.stem for p in (DAVIS / "masks").glob("*.png"))[::23]:
         image = cv2.cvtColor(cv2.imread(str(DAVIS / "images" / f"{stem}.jpg")), cv2.COLOR_BGR2RGB)
-        obj = cv2.imread(str(DAVIS / "masks" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE) > 0
-        mask = segmenter.segment(image, extreme_points(obj)).mask
-        ious[stem] = np.count_nonzero(mask & obj) / np.count_nonzero(mask | obj)
+        yield stem, image, cv2.imread(str(DAVIS / "masks" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE) > 0
+
+
+def iou(mask: np.ndarray, obj: np.ndarray) -> float:
+    return np.count_nonzero(mask & obj) / np.count_nonzero(mask | obj)
+
+
+def test_default_model_segments_real_objects_well() -> None:
+    segmenter = Segmenter()
+    ious = {stem: iou(segmenter.segment(image, extreme_points(obj)).mask, obj) for stem, image, obj in davis_objects()}
     mean = float(np.mean(list(ious.values())))
     assert mean >= QUALITY_FLOOR, f"mean IoU {mean:.3f} below {QUALITY_FLOOR} on {len(ious)} DAVIS objects: {ious}"
+
+
+def test_default_model_follows_corrective_clicks() -> None:
+    segmenter = Segmenter()
+    gains = {}
+    for stem, image, obj in davis_objects():
+        points, positive, negative = extreme_points(obj), [], []
+        first = mask = segmenter.segment(image, points).mask
+        for _ in range(CLICKS):
+            click = corrective_click(obj, mask)
+            if click is None:
+                break
+            (positive if click[1] else negative).append(click[0])
+            mask = segmenter.segment(image, points, positive, negative).mask
+        gains[stem] = iou(mask, obj) - iou(first, obj)
+    mean = float(np.mean(list(gains.values())))
+    assert mean >= CLICK_GAIN_FLOOR, f"mean IoU gain {mean:.3f} after {CLICKS} clicks, below {CLICK_GAIN_FLOOR}: {gains}"

@@ -131,6 +131,18 @@ def test_config_round_trip_and_unknown_keys(tmp_path) -> None:
         load_config(None, ["optim.learning_rate=0.1"])
 
 
+def test_adamw_optimiser_keeps_head_multiplier(tmp_path, horses) -> None:
+    trainer = Trainer(tiny_config(tmp_path, "optim.name=adamw", "optim.lr=0.0001", "model.decoder=skip"), train_source=horses)
+    optimizer = trainer.optimizer
+    assert isinstance(optimizer, torch.optim.AdamW), f"optim.name=adamw built {type(optimizer).__name__}"
+    backbone, head = optimizer.param_groups
+    assert head["base_lr"] == pytest.approx(10 * backbone["base_lr"]), "head and decoder run at head_lr_multiplier x lr"
+    decoder = {id(p) for p in trainer.model.decoder.parameters()}
+    assert decoder <= {id(p) for p in head["params"]}, "decoder parameters must be in the head group"
+    with pytest.raises(ValueError, match="optim.name"):
+        OptimConfig(name="lamb")
+
+
 def test_learning_rate_schedules() -> None:
     steps = OptimConfig(schedule="steps", milestones=[2, 3], gamma=0.5)
     assert [learning_rate_factor(steps, s, 40, 10) for s in (0, 19, 20, 30)] == [1.0, 1.0, 0.5, 0.25]
