@@ -63,6 +63,32 @@ def checkpoint(checkpoint_path):
 
 
 @pytest.fixture(scope="session")
+def decoder_checkpoint(tmp_path_factory):
+    """A Lite0/DANet-16 with a skip decoder whose residual is not zero, loaded for export.
+
+    Lite0 as the default model: its TF "same" padding plus the decoder's resizes is the
+    graph that ORT's symbolic shape inference gives up on.
+    """
+    from fairs_sdk.export.checkpoint import load_checkpoint
+
+    torch.manual_seed(0)
+    config = ModelConfig(backbone="tf_efficientnet_lite0", head="danet", head_channels=16, decoder="skip", decoder_channels=16)
+    model = build_model(config)
+    with torch.no_grad():
+        model.decoder.residual.weight.normal_(0.0, 0.5)
+    path = tmp_path_factory.mktemp("decoder") / "decoder.pt"
+    torch.save({"model": model.state_dict(), "config": {"model": config.to_dict(), "input": InputSpec(input_size=SIZE).to_dict()}}, path)
+    return load_checkpoint(path)
+
+
+@pytest.fixture(scope="session")
+def decoder_onnx(decoder_checkpoint, tmp_path_factory) -> Path:
+    from fairs_sdk.export.onnx_export import export_onnx
+
+    return export_onnx(decoder_checkpoint, tmp_path_factory.mktemp("onnx") / "decoder_fp32.onnx")
+
+
+@pytest.fixture(scope="session")
 def fp32_onnx(checkpoint, tmp_path_factory) -> Path:
     from fairs_sdk.export.onnx_export import export_onnx
 

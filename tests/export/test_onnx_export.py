@@ -95,21 +95,7 @@ def test_rejects_a_gaussian_guided_model(checkpoint, tmp_path) -> None:
     assert not (tmp_path / "gaussian.onnx").exists(), "a refused export must not leave a file"
 
 
-def test_skip_decoder_model_exports_with_parity(tmp_path, real_inputs) -> None:
-    import torch
 
-    from fairs_sdk.config import InputSpec
-    from fairs_sdk.export.checkpoint import load_checkpoint
-    from fairs_sdk.training.model import ModelConfig, build_model
-
-    torch.manual_seed(0)
-    config = ModelConfig(backbone="resnet18", head="danet", head_channels=16, decoder="skip", decoder_channels=16)
-    model = build_model(config)
-    with torch.no_grad():
-        model.decoder.residual.weight.normal_(0.0, 0.5)  # a decoder that changes the logits
-    path = tmp_path / "decoder.pt"
-    torch.save({"model": model.state_dict(), "config": {"model": config.to_dict(), "input": InputSpec(input_size=64).to_dict()}}, path)
-    checkpoint = load_checkpoint(path)
-    onnx_path = export_onnx(checkpoint, tmp_path / "decoder.onnx")
-    diff = check_parity(checkpoint, onnx_path, real_inputs)
+def test_skip_decoder_model_exports_with_parity(decoder_checkpoint, decoder_onnx, real_inputs) -> None:
+    diff = check_parity(decoder_checkpoint, decoder_onnx, real_inputs)
     assert diff <= PARITY_ATOL, f"decoder model: max abs probability difference {diff:.3g}"

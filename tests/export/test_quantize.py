@@ -35,6 +35,14 @@ def test_int8_close_to_fp32(int8_onnx, real_inputs, fp32_out) -> None:
     assert _mask_iou(out, fp32_out) > 0.9, f"int8 mask IoU vs fp32 {_mask_iou(out, fp32_out):.3f}"
 
 
+def test_int8_quantizes_a_skip_decoder_model(decoder_onnx, tmp_path, calibration_inputs, real_inputs) -> None:
+    """ORT's symbolic shape inference gives up on the decoder's resizes; quantisation must still work."""
+    path = quantize_int8(decoder_onnx, tmp_path / "decoder_int8.onnx", calibration_inputs)
+    reference = run_onnx(onnxruntime_session(decoder_onnx), real_inputs)
+    out = run_onnx(onnxruntime_session(path), real_inputs)
+    assert _mask_iou(out, reference) > 0.9, f"int8 decoder model mask IoU vs fp32 {_mask_iou(out, reference):.3f}"
+
+
 def test_fp16_keeps_io_float32(fp16_onnx) -> None:
     session = onnxruntime_session(fp16_onnx)
     types = [session.get_inputs()[0].type, session.get_outputs()[0].type]
