@@ -12,6 +12,8 @@ the metadata (``/model/head/position/``, ``/model/head/channel/``).
 
 from __future__ import annotations
 
+import contextlib
+
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -179,14 +181,18 @@ def quantize_int8(
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         # Shape inference + ORT graph optimisation (conv-BN already folded by export), as ORT recommends.
-        try:
-            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
-        except Exception as error:  # ORT raises a bare Exception("Incomplete symbolic shape inference")
-            if "symbolic shape" not in str(error):
-                raise
-            # The skip decoder's shape-derived resize sizes defeat ORT's symbolic inference;
-            # ONNX's own shape inference (still run) is enough for static quantisation.
-            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        source_path = str(Path(fp32_path).resolve())
+        # ORT writes a debug copy of the model into the working directory when its
+        # symbolic shape inference gives up: keep that inside the temporary folder.
+        with contextlib.chdir(tmp):
+            try:
+                quant_pre_process(source_path, str(prepared), skip_symbolic_shape=False)
+            except Exception as error:  # ORT raises a bare Exception("Incomplete symbolic shape inference")
+                if "symbolic shape" not in str(error):
+                    raise
+                # Lite0's "same" padding plus the skip decoder's resizes defeat ORT's symbolic
+                # inference; ONNX's own shape inference (still run) is enough for static quantisation.
+                quant_pre_process(source_path, str(prepared), skip_symbolic_shape=True)
         # Pre-processing renames nothing, but may fuse: keep only names that still exist.
         existing = {n.name for n in onnx.load(str(prepared), load_external_data=False).graph.node}
         quantize_static(

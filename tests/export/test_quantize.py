@@ -35,9 +35,13 @@ def test_int8_close_to_fp32(int8_onnx, real_inputs, fp32_out) -> None:
     assert _mask_iou(out, fp32_out) > 0.9, f"int8 mask IoU vs fp32 {_mask_iou(out, fp32_out):.3f}"
 
 
-def test_int8_quantizes_a_skip_decoder_model(decoder_onnx, tmp_path, calibration_inputs, real_inputs) -> None:
-    """ORT's symbolic shape inference gives up on the decoder's resizes; quantisation must still work."""
+def test_int8_quantizes_a_skip_decoder_model(decoder_onnx, tmp_path, calibration_inputs, real_inputs, monkeypatch) -> None:
+    """ORT's symbolic shape inference gives up on Lite0 + decoder; quantisation must still work, leaving no debris."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     path = quantize_int8(decoder_onnx, tmp_path / "decoder_int8.onnx", calibration_inputs)
+    assert not list(workdir.iterdir()), f"quantize_int8 left files in the working directory: {list(workdir.iterdir())}"
     reference = run_onnx(onnxruntime_session(decoder_onnx), real_inputs)
     out = run_onnx(onnxruntime_session(path), real_inputs)
     assert _mask_iou(out, reference) > 0.9, f"int8 decoder model mask IoU vs fp32 {_mask_iou(out, reference):.3f}"
