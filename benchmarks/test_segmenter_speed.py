@@ -29,8 +29,7 @@ import pytest
 from fairs_sdk import Segmenter, crop
 from fairs_sdk.cli import bench_objects
 from fairs_sdk.segmenter import DEFAULT_MODEL
-from fairs_sdk.sfg import kernel_threads
-from fairs_sdk.sfg import soft_focus
+from fairs_sdk.sfg import kernel_threads, soft_focus
 from fairs_sdk.validation import check_image
 
 SIZES = [(640, 480), (1920, 1080)]

@@ -13,7 +13,6 @@ the metadata (``/model/head/position/``, ``/model/head/channel/``).
 from __future__ import annotations
 
 import contextlib
-
 import tempfile
 from dataclasses import replace
 from pathlib import Path

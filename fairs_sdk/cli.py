@@ -200,8 +200,7 @@ def bench_objects(width: int, height: int, count: int, seed: int = 0) -> list[di
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from fairs_sdk import Segmenter, crop
-    from fairs_sdk.sfg import kernel_threads
-    from fairs_sdk.sfg import soft_focus
+    from fairs_sdk.sfg import kernel_threads, soft_focus
     from fairs_sdk.validation import check_image
 
     t0 = time.perf_counter()

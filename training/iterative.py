@@ -60,23 +60,23 @@ def add_corrective_clicks(
     positive = [list(unpad_points(batch["positive"][i].numpy())) for i in samples]
     negative = [list(unpad_points(batch["negative"][i].numpy())) for i in samples]
     try:
-        for _ in range(rounds):
-            logits = model(inputs.to(device))
-            predicted = (logits[:, 0] > 0).cpu().numpy()
-            for i in samples:
-                click = corrective_click(target[i], predicted[i], ignore[i])
-                if click is None:
-                    continue
-                point, is_positive = click
-                if is_positive and not _inside_box(point, extreme[i]):
-                    continue
-                (positive if is_positive else negative)[i].append(point)
-                with kernel_threads(1):
+        with kernel_threads(1):  # torch already keeps the cores busy; see kernel_threads
+            for _ in range(rounds):
+                logits = model(inputs.to(device))
+                predicted = (logits[:, 0] > 0).cpu().numpy()
+                for i in samples:
+                    click = corrective_click(target[i], predicted[i], ignore[i])
+                    if click is None:
+                        continue
+                    point, is_positive = click
+                    if is_positive and not _inside_box(point, extreme[i]):
+                        continue
+                    (positive if is_positive else negative)[i].append(point)
                     heat = guidance_map(
                         guidance, tuple(size), extreme[i], np.array(positive[i]).reshape(-1, 2),
                         np.array(negative[i]).reshape(-1, 2), beta=spec.beta, kappa=spec.kappa, sigma=spec.sigma,
                     )
-                inputs[i, 3] = torch.from_numpy(heat)
+                    inputs[i, 3] = torch.from_numpy(heat)
     finally:
         model.train(was_training)
     slots_positive = max(len(p) for p in positive)

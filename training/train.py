@@ -221,7 +221,7 @@ class Trainer:
         The draw comes from (seed, step, rank), so a resumed run draws the same.
         """
         simulation = self.config.data.simulation
-        if simulation.iterative_probability <= 0 or simulation.max_iterative_clicks <= 0 or "extreme" not in batch:
+        if simulation.iterative_probability <= 0 or simulation.max_iterative_clicks <= 0:
             return batch
         rng = np.random.default_rng([self.config.seed, self.global_step, self.dist.rank])
         if rng.random() >= simulation.iterative_probability:
