@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +23,31 @@ __all__ = ["InputSpec", "CHANNEL_WIDTHS", "DEFAULT_CHANNELS"]
 CHANNEL_WIDTHS: dict[str, int] = {"rgb": 3, "sfg": 1, "positive_clicks": 1, "negative_clicks": 1}
 #: The paper's model; what a model whose metadata lists no channels takes.
 DEFAULT_CHANNELS: tuple[str, ...] = ("rgb", "sfg")
+
+
+def _is_number(value: Any) -> bool:
+    """A real number that is not a bool (``True`` is an int in Python)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
+    if not (isinstance(value, numbers.Integral) and not isinstance(value, bool)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _real(name: str, value: Any, rule: str, ok: Callable[[float], bool]) -> float:
+    if not _is_number(value) or not math.isfinite(value) or not ok(float(value)):
+        raise ValueError(f"{name} must be a finite number {rule}, got {value!r}")
+    return float(value)
+
+
+def _triple(name: str, value: Any, rule: str, ok: Callable[[float], bool]) -> tuple[float, float, float]:
+    if isinstance(value, str) or not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise ValueError(f"{name} must be 3 numbers (R, G, B), got {value!r}")
+    if not all(_is_number(v) and math.isfinite(v) and ok(float(v)) for v in value):
+        raise ValueError(f"{name} must be 3 finite numbers, each {rule}, got {value!r}")
+    return tuple(float(v) for v in value)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -47,20 +75,26 @@ class InputSpec:
     input_channels: tuple[str, ...] = DEFAULT_CHANNELS
 
     def __post_init__(self) -> None:
-        if self.input_size < 16:
-            raise ValueError(f"input_size must be at least 16, got {self.input_size}")
-        if self.relax < 0:
-            raise ValueError(f"relax must be >= 0, got {self.relax}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"mean and std need 3 values, std > 0: {self.mean}, {self.std}")
+        # Values arrive from users, YAML configs and model metadata (JSON): check the
+        # types too, so that a bool or a string never passes for a number.
+        set_ = object.__setattr__  # frozen: normalise the stored types once, here
+        set_(self, "input_size", _integer("input_size", self.input_size, minimum=16))
+        set_(self, "relax", _integer("relax", self.relax, minimum=0))
+        set_(self, "beta", _real("beta", self.beta, "> 0", lambda v: v > 0))
+        set_(self, "kappa", _real("kappa", self.kappa, ">= 1 (a Minkowski norm order)", lambda v: v >= 1))
+        set_(self, "sigma", _real("sigma", self.sigma, "> 0", lambda v: v > 0))
+        set_(self, "threshold", _real("threshold", self.threshold, "in (0, 1)", lambda v: 0 < v < 1))
+        set_(self, "mean", _triple("mean", self.mean, "finite", lambda v: True))
+        set_(self, "std", _triple("std", self.std, "> 0", lambda v: v > 0))
+        if isinstance(self.input_channels, str):
+            raise ValueError(f"input_channels must be a list of channel names, got the string {self.input_channels!r}")
         names = tuple(self.input_channels)
-        unknown = [n for n in names if n not in CHANNEL_WIDTHS]
+        unknown = [n for n in names if not isinstance(n, str) or n not in CHANNEL_WIDTHS]
         if unknown or names.count("rgb") != 1 or len(set(names)) != len(names):
             raise ValueError(
                 f"input_channels must name each of {sorted(CHANNEL_WIDTHS)} at most once and 'rgb' once, got {list(names)}"
             )
+        set_(self, "input_channels", names)
 
     @property
     def channel_count(self) -> int:
@@ -74,12 +108,13 @@ class InputSpec:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "InputSpec":
         """Inverse of :meth:`to_dict`; unknown keys are an error, missing ones take defaults."""
+        if not isinstance(values, dict):
+            raise ValueError(f"an InputSpec is a JSON object of fields, got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown InputSpec fields: {sorted(unknown)}")
-        kwargs = {k: tuple(v) if k in ("mean", "std", "input_channels") else v for k, v in values.items()}
-        return cls(**kwargs)
+        return cls(**values)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

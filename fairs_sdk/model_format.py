@@ -2,13 +2,17 @@
 
 Export writes this and the runtime reads it; neither keeps its own copy.
 
-The graph takes one input ``input``: (N, 4, S, S) float32, channels 0-2 raw RGB in
-0..255 (normalisation happens inside the graph), channel 3 the SFG map in [0, 1];
-S is :attr:`InputSpec.input_size`. It returns ``probabilities``: (N, 1, S, S)
-float32 in [0, 1] (the sigmoid is inside the graph). N may be dynamic.
+The graph takes one input ``input``: (N, C, S, S) float32 holding the channels of
+:attr:`InputSpec.input_channels` in order (SPEC 1b; C is
+:attr:`InputSpec.channel_count`, S :attr:`InputSpec.input_size`): ``rgb`` as raw RGB
+in 0..255 (normalisation happens inside the graph), the guidance planes in [0, 1].
+It returns ``probabilities``: (N, 1, S, S) float32 in [0, 1] (the sigmoid is inside
+the graph). N may be dynamic.
 
 Metadata (ONNX ``metadata_props``, string to string) carries everything else; a
-TensorRT engine carries the same dict in a JSON file beside it.
+TensorRT engine carries the same dict in a JSON file beside it. Metadata written
+before models declared their channels has no ``input_channels`` in its input spec:
+such a model takes ``rgb, sfg`` (:data:`~fairs_sdk.config.DEFAULT_CHANNELS`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ class ModelMetadata:
     """Metadata stored inside an exported model.
 
     Attributes:
-        input_spec: input size, relax, SFG parameters, threshold, normalisation.
+        input_spec: input size, relax, SFG parameters, threshold, normalisation,
+            input channels.
         backbone: backbone name, e.g. "tf_efficientnet_lite0".
         head: "danet" or "psp".
         precision: "fp32", "fp16" or "int8".
@@ -77,11 +82,15 @@ class ModelMetadata:
             raise NotAFairsModelError(
                 f"{source} has FAIRS model format {version!r}; this fairs_sdk reads {FORMAT_VERSION!r}"
             )
+        key = _PREFIX + "input_spec"
         try:
-            spec = InputSpec.from_json(props[_PREFIX + "input_spec"])
-            extra = json.loads(props.get(_PREFIX + "extra", "{}"))
+            spec = InputSpec.from_json(props[key])
+            key = _PREFIX + "extra"
+            extra = json.loads(props.get(key, "{}"))
+            if not isinstance(extra, dict):
+                raise ValueError(f"expected a JSON object, got {type(extra).__name__}")
         except (ValueError, TypeError) as err:
-            raise NotAFairsModelError(f"{source} has malformed FAIRS metadata: {err}") from None
+            raise NotAFairsModelError(f"{source} has malformed FAIRS metadata in '{key}': {err}") from None
         return cls(
             input_spec=spec,
             backbone=props.get(_PREFIX + "backbone", ""),

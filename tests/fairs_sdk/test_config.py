@@ -30,3 +30,74 @@ def test_unknown_field_is_an_error():
 def test_bad_values_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         InputSpec(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(beta=0.0), "beta must be a finite number > 0"),
+        (dict(beta=-2.0), "beta must be a finite number > 0"),
+        (dict(beta=float("inf")), "beta must be a finite number > 0"),
+        (dict(beta=float("nan")), "beta must be a finite number > 0"),
+        (dict(kappa=0.5), "kappa must be a finite number >= 1"),
+        (dict(kappa=float("inf")), "kappa must be a finite number >= 1"),
+        (dict(sigma=0.0), "sigma must be a finite number > 0"),
+        (dict(sigma=-1.0), "sigma must be a finite number > 0"),
+        (dict(relax=2.5), "relax must be an integer >= 0"),
+        (dict(relax=-1), "relax must be an integer >= 0"),
+        (dict(input_size=15), "input_size must be an integer >= 16"),
+        (dict(input_size=512.0), "input_size must be an integer >= 16"),
+    ],
+    ids=["beta-0", "beta-neg", "beta-inf", "beta-nan", "kappa-half", "kappa-inf", "sigma-0", "sigma-neg",
+         "relax-float", "relax-neg", "size-15", "size-float"],
+)
+def test_out_of_range_values_are_rejected_with_their_rule(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        InputSpec(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(input_size=True), dict(relax=False), dict(beta=True), dict(kappa=True), dict(sigma=True),
+     dict(beta="5"), dict(sigma="10"), dict(input_size="512"), dict(relax="50"), dict(threshold="0.5"),
+     dict(mean=(0.5, "0.5", 0.5)), dict(std=(0.2, True, 0.2)), dict(mean="abc")],
+    ids=["size-bool", "relax-bool", "beta-bool", "kappa-bool", "sigma-bool", "beta-str", "sigma-str", "size-str",
+         "relax-str", "threshold-str", "mean-str-item", "std-bool-item", "mean-str"],
+)
+def test_bools_and_strings_do_not_pass_for_numbers(kwargs):
+    (name,) = kwargs
+    with pytest.raises(ValueError, match=name):
+        InputSpec(**kwargs)
+
+
+def test_whole_numbers_in_float_fields_are_accepted_as_floats():
+    spec = InputSpec.from_dict({"beta": 5, "kappa": 2, "sigma": 10, "mean": [0, 0, 0], "std": [1, 1, 1]})
+    assert all(type(v) is float for v in (spec.beta, spec.kappa, spec.sigma, *spec.mean, *spec.std)), spec
+    assert spec == InputSpec(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)), "5 and 5.0 must give the same spec"
+
+
+def test_kappa_of_one_is_the_smallest_norm_order_accepted():
+    assert InputSpec(kappa=1.0).kappa == 1.0
+
+
+def test_input_channels_are_kept_as_a_tuple_and_counted():
+    spec = InputSpec(input_channels=["rgb", "sfg", "positive_clicks", "negative_clicks"])
+    assert spec.input_channels == ("rgb", "sfg", "positive_clicks", "negative_clicks")
+    assert spec.channel_count == 6, f"rgb (3) + 3 guidance planes is 6, got {spec.channel_count}"
+    hash(spec)  # frozen and hashable, even when built from a list
+
+
+@pytest.mark.parametrize(
+    "channels, message",
+    [("rgb", "string"), (("rgb", "rgb"), "input_channels"), (("sfg",), "input_channels"),
+     (("rgb", "depth"), "input_channels"), (("rgb", 3), "input_channels")],
+    ids=["string", "rgb-twice", "no-rgb", "unknown", "not-a-name"],
+)
+def test_bad_input_channels_are_rejected(channels, message):
+    with pytest.raises(ValueError, match=message):
+        InputSpec(input_channels=channels)
+
+
+def test_input_spec_json_must_be_an_object():
+    with pytest.raises(ValueError, match="JSON object"):
+        InputSpec.from_json("[512, 50]")
