@@ -1,8 +1,9 @@
 """Inference backends: run an exported FAIRS model on a prepared batch.
 
 A backend loads one model file, reads its :class:`~fairs_sdk.model_format.ModelMetadata`
-and maps a batch ``(N, 4, S, S)`` float32 (raw RGB 0..255 + SFG, see
+and maps a batch ``(N, C, S, S)`` float32 (the channels its metadata declares, see
 :mod:`fairs_sdk.model_format`) to probabilities ``(N, 1, S, S)`` float32 in [0, 1].
+At load it checks that the graph (or engine) takes the C and S of its metadata.
 ``run`` is safe to call from several threads at once.
 
 - :class:`OnnxRuntimeBackend`: an ONNX file on ONNX Runtime, with execution providers
@@ -19,17 +20,18 @@ and maps a batch ``(N, 4, S, S)`` float32 (raw RGB 0..255 + SFG, see
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, Union
 
 import numpy as np
 
+from fairs_sdk.config import InputSpec
 from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME, ModelMetadata, NotAFairsModelError
+from fairs_sdk.trt import engine_metadata_path, read_engine_metadata  # the engine sidecar's one reader
 
 __all__ = [
     "Backend",
@@ -80,7 +82,7 @@ class Backend(Protocol):
     max_batch: int | None
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 4, S, S) float32 -> (N, 1, S, S) float32 probabilities. Thread-safe."""
+        """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities. Thread-safe."""
         ...
 
 
@@ -101,8 +103,12 @@ def _normalise_providers(providers: Sequence[str]) -> list[str]:
     return [_PROVIDER_ALIASES.get(p.lower(), p) for p in providers]
 
 
-def _check_io(path: Path, inputs, outputs, size: int) -> None:
-    """Refuse graphs whose inputs/outputs differ from :mod:`fairs_sdk.model_format`."""
+def _check_io(path: Path, inputs, outputs, spec: InputSpec) -> None:
+    """Refuse graphs whose inputs/outputs differ from :mod:`fairs_sdk.model_format` and ``spec``.
+
+    The input must be (N, C, S, S) with C = ``spec.channel_count`` and S =
+    ``spec.input_size``; a dimension the graph leaves dynamic is not checked.
+    """
     if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
         names = [i.name for i in inputs]
         raise NotAFairsModelError(f"{path} is not a FAIRS model: inputs {names}, expected ['{INPUT_NAME}']")
@@ -110,11 +116,18 @@ def _check_io(path: Path, inputs, outputs, size: int) -> None:
         names = [o.name for o in outputs]
         raise NotAFairsModelError(f"{path} is not a FAIRS model: outputs {names}, expected '{OUTPUT_NAME}'")
     shape = list(inputs[0].shape)
-    expected = (4, size, size)
-    if len(shape) != 4 or any(isinstance(d, int) and d != e for d, e in zip(shape[1:], expected)):
+    c, s = spec.channel_count, spec.input_size
+    declared = f"its metadata declares (N, {c}, {s}, {s}): channels {list(spec.input_channels)} at {s} x {s}"
+    if len(shape) != 4:
+        raise NotAFairsModelError(f"{path} input '{INPUT_NAME}' has shape {shape}; {declared}")
+    channels = shape[1]
+    if isinstance(channels, int) and channels != c:
         raise NotAFairsModelError(
-            f"{path} input '{INPUT_NAME}' has shape {shape}; its metadata says (N, 4, {size}, {size})"
+            f"{path} input '{INPUT_NAME}' takes {channels} channels (shape {shape}) but {declared}; "
+            "the graph and its metadata disagree (re-export the model)"
         )
+    if any(isinstance(d, int) and d != s for d in shape[2:]):
+        raise NotAFairsModelError(f"{path} input '{INPUT_NAME}' has shape {shape}; {declared}")
 
 
 #: Where TensorRT engines built from ONNX files are kept (``backend="tensorrt"``, and
@@ -207,42 +220,11 @@ class OnnxRuntimeBackend:
         self.providers = used
         props = self._session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(props, source=str(self.path))
-        _check_io(self.path, self._session.get_inputs(), self._session.get_outputs(), self.metadata.input_spec.input_size)
+        _check_io(self.path, self._session.get_inputs(), self._session.get_outputs(), self.metadata.input_spec)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 4, S, S) float32 -> (N, 1, S, S) float32 probabilities. Thread-safe."""
+        """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities. Thread-safe."""
         return self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
-
-
-def engine_metadata_path(engine_path: PathLike) -> Path:
-    """Metadata sidecar of a TensorRT engine: ``X.engine`` -> ``X.json``.
-
-    This is what :class:`fairs_sdk.trt.EngineCache` writes: a JSON object
-    ``{"key": {...}, "metadata": {props}}`` whose ``metadata`` is the
-    :meth:`ModelMetadata.to_props` dict of the ONNX model the engine was built from.
-    :func:`read_engine_metadata` also takes a file holding the props dict alone, and
-    ``X.engine.json`` where ``X.json`` is absent.
-    """
-    return Path(engine_path).with_suffix(".json")
-
-
-def read_engine_metadata(engine_path: PathLike) -> ModelMetadata:
-    """The :class:`ModelMetadata` in an engine's JSON sidecar (:func:`engine_metadata_path`)."""
-    path = Path(engine_path)
-    candidates = [engine_metadata_path(path), path.with_name(path.name + ".json")]
-    side = next((c for c in candidates if c.is_file()), None)
-    if side is None:
-        raise NotAFairsModelError(
-            f"{engine_path} is not a FAIRS engine: its metadata file {candidates[0].name} is missing beside it"
-        )
-    try:
-        data = json.loads(side.read_text())
-    except (OSError, ValueError) as err:
-        raise NotAFairsModelError(f"cannot read FAIRS engine metadata {side}: {err}") from None
-    props = data.get("metadata", data) if isinstance(data, Mapping) else None
-    if not isinstance(props, Mapping) or not all(isinstance(v, str) for v in props.values()):
-        raise NotAFairsModelError(f"{side} must hold the model's metadata_props as a JSON object of strings")
-    return ModelMetadata.from_props(props, source=str(engine_path))
 
 
 class TensorRTBackend:
@@ -283,17 +265,24 @@ class TensorRTBackend:
             raise
         except (RuntimeError, ValueError, OSError) as err:
             raise ModelLoadError(f"cannot load TensorRT engine {path}: {err}") from None
-        size = self.metadata.input_spec.input_size
+        spec = self.metadata.input_spec
+        size = spec.input_size
         if getattr(self._engine, "size", size) != size:
             raise NotAFairsModelError(
                 f"{path} takes {self._engine.size} x {self._engine.size} input; its metadata says {size}"
+            )
+        channels = getattr(self._engine, "channels", spec.channel_count)
+        if channels != spec.channel_count:
+            raise NotAFairsModelError(
+                f"{path} takes {channels} input channels; its metadata declares {spec.channel_count} "
+                f"({list(spec.input_channels)})"
             )
         self.providers = ("TensorRT",)
         self.max_batch = getattr(self._engine, "max_batch", None)
         self._lock = threading.Lock()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 4, S, S) float32 -> (N, 1, S, S) float32 probabilities; one call at a time."""
+        """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities; one call at a time."""
         with self._lock:
             return self._engine(batch)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model_files import DATA, export_tiny_model, make_echo_model  # noqa: E402
+from model_files import CLICK_SPEC, DATA, export_tiny_model, make_echo_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def tiny_segmenter(tiny_model):
 @pytest.fixture(scope="session")
 def red_model(tmp_path_factory) -> Path:
     """Probabilities = red channel / 255: the mask is where the image is red."""
-    return make_echo_model(tmp_path_factory.mktemp("models") / "red.onnx", channel=0, scale=1 / 255)
+    return make_echo_model(tmp_path_factory.mktemp("models") / "red.onnx", channel="rgb", scale=1 / 255)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,24 @@ def sfg_segmenter(tmp_path_factory):
     """Probabilities = the SFG map the runtime computed."""
     from fairs_sdk import Segmenter
 
-    return Segmenter(make_echo_model(tmp_path_factory.mktemp("models") / "sfg.onnx", channel=3, scale=1.0))
+    return Segmenter(make_echo_model(tmp_path_factory.mktemp("models") / "sfg.onnx", channel="sfg", scale=1.0))
+
+
+@pytest.fixture(scope="session")
+def click_segmenters(tmp_path_factory) -> dict:
+    """Models taking rgb, sfg, positive_clicks, negative_clicks (SPEC 1b), one per plane they echo.
+
+    ``click_segmenters[name]``: probabilities = that input plane as the model saw it
+    ("rgb": the red channel / 255).
+    """
+    from fairs_sdk import Segmenter
+
+    folder = tmp_path_factory.mktemp("click_models")
+    return {
+        name: Segmenter(make_echo_model(folder / f"{name}.onnx", channel=name, scale=1 / 255 if name == "rgb" else 1.0,
+                                        spec=CLICK_SPEC))
+        for name in CLICK_SPEC.input_channels
+    }
 
 
 @pytest.fixture
