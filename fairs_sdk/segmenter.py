@@ -4,32 +4,37 @@ NumPy in, NumPy out. Points are (x, y) floats in image pixels, pixel (row i,
 column j) at (x, y) = (j, i). One call is three steps, each also public for
 callers that batch or time them:
 
-1. :meth:`Segmenter.prepare`: crop box around the extreme points and positive
-   clicks (enlarged by ``relax``), the crop resized to the model's S x S canvas,
-   the SFG map of the clicks on that canvas; -> (4, S, S) float32.
-2. ``Segmenter.backend.run``: (N, 4, S, S) -> (N, 1, S, S) probabilities.
+1. :meth:`Segmenter.prepare`: the model's input of one object, built by the shared
+   :class:`~fairs_sdk.encoder.InputEncoder` (crop box around the extreme points and
+   positive clicks enlarged by ``relax``, the crop resized to the S x S canvas, and
+   the guidance channels the model declares); -> :class:`~fairs_sdk.encoder.Encoded`
+   with a (C, S, S) float32 input.
+2. :meth:`Segmenter.run`: (N, C, S, S) -> (N, 1, S, S) probabilities.
 3. :meth:`Segmenter.postprocess`: probabilities resized into the crop box of a
    full-size map (0 outside), thresholded into the mask.
 
-Every constant (S, relax, SFG parameters, threshold) comes from the model's metadata.
+:meth:`Segmenter.predict` runs steps 2 and 3 on prepared objects. Every constant
+(S, C and the channel order, relax, SFG parameters, threshold) comes from the
+model's metadata. Each public method checks each value it is given once, where it
+enters; inside, checked values are passed on as they are.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 import numpy as np
 
 from fairs_sdk import crop
 from fairs_sdk.backends import Backend, load_backend
 from fairs_sdk.config import InputSpec
+from fairs_sdk.encoder import Encoded, InputEncoder
 from fairs_sdk.model_format import ModelMetadata
 from fairs_sdk.result import Result
-from fairs_sdk.sfg import kernel_threads, soft_focus
+from fairs_sdk.session import InteractiveSession
 from fairs_sdk.validation import (
     MAX_IMAGE_PIXELS,
     InputError,
@@ -39,30 +44,18 @@ from fairs_sdk.validation import (
     check_threshold,
 )
 
-if TYPE_CHECKING:
-    from fairs_sdk.session import InteractiveSession
 
-__all__ = ["Segmenter", "Prepared", "DEFAULT_MODEL", "Result", "InputError"]
+__all__ = ["Segmenter", "Encoded", "Prepared", "DEFAULT_MODEL", "Result", "InputError"]
 
 PathLike = Union[str, os.PathLike]
 
 #: The model shipped inside the package, used by ``Segmenter()``.
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 
+#: Former name of :class:`~fairs_sdk.encoder.Encoded`, what :meth:`Segmenter.prepare` returns.
+Prepared = Encoded
 
-@dataclass(frozen=True)
-class Prepared:
-    """One object's network input and where it came from.
-
-    Attributes:
-        input: (4, S, S) float32; raw RGB 0..255 of the crop, then the SFG map.
-        box: (x0, y0, x1, y1) crop box in image pixels, half-open.
-        image_shape: (H, W) of the image.
-    """
-
-    input: np.ndarray
-    box: tuple[int, int, int, int]
-    image_shape: tuple[int, int]
+_OBJECT_KEYS = ("extreme_points", "positive_clicks", "negative_clicks")
 
 
 def _default_model() -> Path:
@@ -89,8 +82,8 @@ class Segmenter:
             does not load is an error.
         session_options: an ``onnxruntime.SessionOptions``.
         max_image_pixels: largest image accepted (H * W).
-        max_batch: most objects per backend call in :meth:`segment_many`
-            (``None``: the backend's own limit, or all at once).
+        max_batch: most objects per backend call in :meth:`run` (and so in
+            :meth:`segment_many`; ``None``: the backend's own limit, or all at once).
         warmup: run one segmentation at construction, so the first call is not slow.
         sfg_threads: threads of the Numba SFG kernel per call. ``None``: 1 when the
             model runs on the CPU only (its threads then need every core, and idle
@@ -105,6 +98,13 @@ class Segmenter:
         fairs_sdk.backends.ModelLoadError: the file is truncated or not a model.
         fairs_sdk.model_format.NotAFairsModelError: a model without FAIRS metadata.
         fairs_sdk.backends.ProviderError: a requested provider is missing or failed.
+
+    Attributes:
+        metadata: the model's :class:`~fairs_sdk.model_format.ModelMetadata`.
+        spec: its :class:`~fairs_sdk.config.InputSpec` (input size, channels, relax, ...).
+        encoder: the :class:`~fairs_sdk.encoder.InputEncoder` that builds its input
+            (on checked input: points are (n, 2) float64 arrays).
+        backend: the loaded inference backend.
 
     All methods may be called from several threads at once; an instance stays
     usable after any error.
@@ -138,6 +138,7 @@ class Segmenter:
         if sfg_threads is not None and sfg_threads < 1:
             raise ValueError(f"sfg_threads must be >= 1, got {sfg_threads}")
         self.sfg_threads = sfg_threads if sfg_threads is not None else (1 if cpu_only else None)
+        self.encoder = InputEncoder(self.spec, sfg_threads=self.sfg_threads)
         if warmup:
             self._warmup()
 
@@ -150,7 +151,8 @@ class Segmenter:
     def __repr__(self) -> str:
         return (
             f"Segmenter(model={str(self.model_path)!r}, backend={self.backend.name!r}, "
-            f"providers={list(self.providers)}, input_size={self.spec.input_size})"
+            f"providers={list(self.providers)}, input_size={self.spec.input_size}, "
+            f"input_channels={list(self.spec.input_channels)})"
         )
 
     def _warmup(self) -> None:
@@ -165,56 +167,72 @@ class Segmenter:
         extreme_points: Points,
         positive_clicks: Points = (),
         negative_clicks: Points = (),
-    ) -> Prepared:
-        """Step 1: the network input of one object. Validates everything it is given.
+    ) -> Encoded:
+        """Step 1: the network input of one object. Checks the image and every point.
 
         Args:
             image: (H, W, 3) uint8 RGB; (H, W) gray and (H, W, 4) RGBA are converted.
             extreme_points: (n, 2) (x, y), n >= 2, not all the same, inside the image.
             positive_clicks, negative_clicks: (m, 2) (x, y) inside the image.
+
+        Returns:
+            :class:`~fairs_sdk.encoder.Encoded`: ``input`` (C, S, S) float32 with the
+            channels of ``spec.input_channels`` in order, ``box``, ``image_shape``.
         """
         rgb = check_image(image, self.max_image_pixels)
-        return self._prepare(rgb, *self._check_clicks(rgb.shape, extreme_points, positive_clicks, negative_clicks))
+        return self.encoder.encode(rgb, *_check_object(rgb.shape, extreme_points, positive_clicks, negative_clicks))
 
-    def _check_clicks(self, shape, extreme_points, positive_clicks, negative_clicks):
-        ep = check_points(extreme_points, "extreme_points", shape, min_count=2, distinct=True)
-        pos = check_points(positive_clicks, "positive_clicks", shape)
-        neg = check_points(negative_clicks, "negative_clicks", shape)
-        return ep, pos, neg
+    def run(self, inputs: np.ndarray) -> np.ndarray:
+        """Step 2: the model on (N, C, S, S) float32 inputs -> (N, 1, S, S) float32 probabilities.
 
-    def _prepare(self, rgb: np.ndarray, ep: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> Prepared:
-        """:meth:`prepare` on checked input; ``rgb`` is (H, W, 3) uint8."""
-        spec = self.spec
-        s = spec.input_size
-        box = crop.crop_box(np.concatenate([ep, pos]), spec.relax)
-        pixels = crop.crop_resize(rgb, box, s)  # (S, S, 3) uint8
-        with kernel_threads(self.sfg_threads):  # soft_focus itself is thread- and fork-safe
-            sfg = soft_focus(
-                (s, s),
-                crop.to_canvas(ep, box, s),
-                crop.to_canvas(pos, box, s),
-                crop.to_canvas(neg, box, s),
-                beta=spec.beta,
-                kappa=spec.kappa,
-                sigma=spec.sigma,
+        Runs in chunks of ``max_batch``. The shape must be the model's (C channels of
+        ``spec.input_channels``, S = ``spec.input_size``).
+        """
+        c, s = self.spec.channel_count, self.spec.input_size
+        if not isinstance(inputs, np.ndarray) or inputs.ndim != 4 or inputs.shape[1:] != (c, s, s):
+            shape = getattr(inputs, "shape", type(inputs).__name__)
+            raise InputError(
+                f"inputs must be (N, {c}, {s}, {s}) float32 (channels {list(self.spec.input_channels)}), got {shape}"
             )
-        x = np.empty((4, s, s), dtype=np.float32)
-        x[:3] = pixels.transpose(2, 0, 1)
-        x[3] = sfg
-        return Prepared(x, box, (rgb.shape[0], rgb.shape[1]))
+        batch = np.ascontiguousarray(inputs, dtype=np.float32)
+        if len(batch) == 0:
+            return np.zeros((0, 1, s, s), dtype=np.float32)
+        step = self.max_batch or len(batch)
+        if len(batch) <= step:
+            return self.backend.run(batch)
+        return np.concatenate([self.backend.run(batch[i : i + step]) for i in range(0, len(batch), step)])
 
-    def postprocess(self, probabilities: np.ndarray, prepared: Prepared, threshold: float | None = None) -> Result:
-        """Step 3: the (S, S) or (1, S, S) canvas probabilities as a full-size :class:`Result`."""
-        t = self.spec.threshold if threshold is None else check_threshold(threshold)
-        canvas = np.asarray(probabilities).reshape(self.spec.input_size, self.spec.input_size)
+    def postprocess(self, probabilities: np.ndarray, prepared: Encoded, threshold: float | None = None) -> Result:
+        """Step 3: the (S, S) or (1, S, S) canvas probabilities of ``prepared`` as a full-size :class:`Result`."""
+        return self._result(probabilities, prepared, self._threshold(threshold))
+
+    def predict(self, prepared: Sequence[Encoded], threshold: float | None = None) -> list[Result]:
+        """Steps 2 and 3 on objects from :meth:`prepare`, with one batched model call.
+
+        Args:
+            prepared: what :meth:`prepare` returned, one per object (any images).
+            threshold: as in :meth:`segment`.
+
+        Returns:
+            One :class:`Result` per object, in order.
+        """
+        return self._predict(prepared, self._threshold(threshold))
+
+    def _predict(self, prepared: Sequence[Encoded], threshold: float) -> list[Result]:
+        """:meth:`predict` with a checked threshold."""
+        if not prepared:
+            return []
+        probabilities = self.run(np.stack([p.input for p in prepared]))
+        return [self._result(prob, p, threshold) for prob, p in zip(probabilities, prepared)]
+
+    def _threshold(self, threshold: float | None) -> float:
+        return self.spec.threshold if threshold is None else check_threshold(threshold)
+
+    def _result(self, probabilities: np.ndarray, prepared: Encoded, threshold: float) -> Result:
+        s = self.spec.input_size
+        canvas = np.asarray(probabilities).reshape(s, s)
         prob = crop.paste_back(canvas, prepared.box, prepared.image_shape)
-        return Result(mask=prob >= t, probabilities=prob, box=prepared.box)
-
-    def _run(self, inputs: list[np.ndarray]) -> np.ndarray:
-        """Backend on a list of (4, S, S) inputs, in chunks of ``max_batch``; (N, 1, S, S)."""
-        step = self.max_batch or len(inputs)
-        outs = [self.backend.run(np.stack(inputs[i : i + step])) for i in range(0, len(inputs), step)]
-        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+        return Result(mask=prob >= threshold, probabilities=prob, box=prepared.box)
 
     # ---------------------------------------------------------------- API
     def segment(
@@ -241,10 +259,9 @@ class Segmenter:
         Raises:
             InputError: naming the argument that is malformed (a ``ValueError``).
         """
-        t = self.spec.threshold if threshold is None else check_threshold(threshold)
-        prepared = self.prepare(image, extreme_points, positive_clicks, negative_clicks)
-        probabilities = self.backend.run(prepared.input[None])
-        return self.postprocess(probabilities[0], prepared, t)
+        t = self._threshold(threshold)
+        (result,) = self._predict([self.prepare(image, extreme_points, positive_clicks, negative_clicks)], t)
+        return result
 
     def segment_many(
         self,
@@ -264,33 +281,38 @@ class Segmenter:
             One :class:`Result` per object, in order. All objects are checked
             before anything runs; an error names the object's index.
         """
-        t = self.spec.threshold if threshold is None else check_threshold(threshold)
+        t = self._threshold(threshold)
         rgb = check_image(image, self.max_image_pixels)
         checked = []
         for i, obj in enumerate(objects):
             if not isinstance(obj, Mapping) or "extreme_points" not in obj:
                 raise InputError(f"objects[{i}] must be a mapping with 'extreme_points', got {obj!r}")
-            unknown = set(obj) - {"extreme_points", "positive_clicks", "negative_clicks"}
+            unknown = set(obj) - set(_OBJECT_KEYS)
             if unknown:
                 raise InputError(f"objects[{i}] has unknown keys {sorted(unknown)}")
             try:
                 checked.append(
-                    self._check_clicks(
+                    _check_object(
                         rgb.shape, obj["extreme_points"], obj.get("positive_clicks", ()), obj.get("negative_clicks", ())
                     )
                 )
             except InputError as err:
                 raise InputError(f"objects[{i}]: {err}") from None
-        if not checked:
-            return []
-        prepared = [self._prepare(rgb, *c) for c in checked]
-        probabilities = self._run([p.input for p in prepared])
-        return [self.postprocess(prob, p, t) for prob, p in zip(probabilities, prepared)]
+        return self._predict([self.encoder.encode(rgb, *points) for points in checked], t)
 
     def session(
         self, image: np.ndarray, extreme_points: Points, threshold: float | None = None
     ) -> InteractiveSession:
         """An :class:`~fairs_sdk.session.InteractiveSession` on ``image``: add and undo clicks."""
-        from fairs_sdk.session import InteractiveSession
-
         return InteractiveSession(self, image, extreme_points, threshold=threshold)
+
+
+def _check_object(
+    image_shape: tuple[int, ...], extreme_points: Points, positive_clicks: Points, negative_clicks: Points
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One object's points, each checked: (n, 2), (m, 2), (k, 2) float64 (x, y)."""
+    return (
+        check_points(extreme_points, "extreme_points", image_shape, min_count=2, distinct=True),
+        check_points(positive_clicks, "positive_clicks", image_shape),
+        check_points(negative_clicks, "negative_clicks", image_shape),
+    )

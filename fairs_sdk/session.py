@@ -6,6 +6,11 @@ returns the new :class:`~fairs_sdk.result.Result`; :meth:`~InteractiveSession.un
 removes the last click and returns the result from before it (kept, not
 recomputed). A session is meant for one user at a time: it is not thread-safe,
 while the :class:`~fairs_sdk.Segmenter` behind it is.
+
+The session runs the segmenter through its public API only (``encoder`` and
+:meth:`~fairs_sdk.Segmenter.predict`). It checks the image and the extreme points
+once, when it starts, and each click once, when it is added; the threshold is
+checked by :meth:`~fairs_sdk.Segmenter.predict`, once per result.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from fairs_sdk.result import Result
-from fairs_sdk.validation import InputError, Points, check_image, check_points, check_threshold
+from fairs_sdk.validation import InputError, Points, check_image, check_points
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # segmenter.py imports this module; this one never imports it at run time
     from fairs_sdk.segmenter import Segmenter
 
 __all__ = ["Click", "InteractiveSession"]
@@ -38,7 +43,7 @@ class InteractiveSession:
         segmenter: the :class:`~fairs_sdk.Segmenter` to run.
         image: (H, W, 3) uint8 RGB (gray and RGBA converted); checked once here.
         extreme_points: (n, 2) (x, y), n >= 2.
-        threshold: as in :meth:`Segmenter.segment`.
+        threshold: as in :meth:`Segmenter.segment` (``None``: the model's own).
 
     Attributes:
         result: the current :class:`Result` (from the extreme points alone at first).
@@ -51,7 +56,7 @@ class InteractiveSession:
         self._segmenter = segmenter
         self._image = check_image(image, segmenter.max_image_pixels)
         self._extreme = check_points(extreme_points, "extreme_points", self._image.shape, min_count=2, distinct=True)
-        self._threshold = segmenter.spec.threshold if threshold is None else check_threshold(threshold)
+        self._threshold = threshold  # checked by Segmenter.predict, first in the line below
         self._clicks: list[Click] = []
         self._results: list[Result] = [self._compute([])]
 
@@ -77,9 +82,8 @@ class InteractiveSession:
         pos = np.array([(c.x, c.y) for c in clicks if c.positive], dtype=np.float64).reshape(-1, 2)
         neg = np.array([(c.x, c.y) for c in clicks if not c.positive], dtype=np.float64).reshape(-1, 2)
         seg = self._segmenter
-        prepared = seg._prepare(self._image, self._extreme, pos, neg)
-        probabilities = seg.backend.run(prepared.input[None])
-        return seg.postprocess(probabilities[0], prepared, self._threshold)
+        (result,) = seg.predict([seg.encoder.encode(self._image, self._extreme, pos, neg)], self._threshold)
+        return result
 
     def add_click(self, x: float, y: float, positive: bool) -> Result:
         """Add a click at (x, y); ``positive=True`` for "object", ``False`` for "background".

@@ -35,6 +35,17 @@ def test_default_model_metadata_describes_an_sfg_model() -> None:
     assert spec.input_size % 32 == 0 and spec.relax > 0 and 0 < spec.threshold < 1, f"implausible spec {spec}"
 
 
+def test_default_model_without_declared_channels_loads_as_rgb_sfg() -> None:
+    """Metadata from before SPEC 1b lists no channels; such a model takes rgb, sfg (4 planes)."""
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(str(segmenter_module.DEFAULT_MODEL), load_external_data=False)
+    props = {p.key: p.value for p in proto.metadata_props}
+    if "input_channels" in props["fairs.input_spec"]:
+        pytest.skip("the bundled model declares its channels")
+    spec = Segmenter(warmup=False).spec
+    assert spec.input_channels == ("rgb", "sfg") and spec.channel_count == 4, f"read as {spec}"
+
+
 def davis_objects():
     """(stem, RGB image, object mask) of every 23rd DAVIS-345 object (15 objects)."""
     if not (DAVIS / "images").is_dir():

@@ -21,11 +21,12 @@ from fairs_sdk import segmenter as segmenter_module
 from fairs_sdk.backends import ModelLoadError, ProviderError, engine_metadata_path, read_engine_metadata
 from fairs_sdk.config import InputSpec
 from fairs_sdk.crop import crop_box, crop_resize, paste_back, to_canvas
+from fairs_sdk.encoder import Encoded
 from fairs_sdk.model_format import ModelMetadata, NotAFairsModelError
 from fairs_sdk.sfg import soft_focus_reference
 from fairs_sdk.validation import MAX_IMAGE_PIXELS
 
-from model_files import TINY_SPEC, make_echo_model
+from model_files import CLICK_SPEC, TINY_SPEC, make_echo_model
 
 RECT = (100, 50, 200, 130)  # x0, y0, x1, y1 half-open
 RECT_POINTS = [(100, 90), (199, 90), (150, 50), (150, 129)]  # left, right, top, bottom
@@ -334,6 +335,119 @@ def test_negative_click_suppresses_the_sfg_there(sfg_segmenter):
     before = sfg_segmenter.segment(image, points).probabilities[115, 160]
     after = sfg_segmenter.segment(image, points, negative_clicks=[(160, 115)]).probabilities[115, 160]
     assert before > 0.9 and after < 0.2, f"SFG at the negative click {before:.3f} -> {after:.3f}"
+
+
+# ------------------------------------------------------- declared input channels
+SCENE = np.zeros((240, 320, 3), np.uint8)
+SCENE_POINTS = [(60, 110), (260, 120), (170, 90), (150, 140)]  # crop box (10, 40, 311, 191)
+FAR_NEGATIVE = (20, 50)  # in the crop box, outside the extreme points' box: the SFG is 0 there
+
+
+def test_negative_click_far_from_the_extreme_points_reaches_the_model_in_its_map(click_segmenters):
+    x, y = FAR_NEGATIVE
+    neg_plane, sfg_plane = click_segmenters["negative_clicks"], click_segmenters["sfg"]
+    before = neg_plane.segment(SCENE, SCENE_POINTS).probabilities
+    after = neg_plane.segment(SCENE, SCENE_POINTS, negative_clicks=[FAR_NEGATIVE]).probabilities
+    assert before.max() == 0.0, "negative_clicks plane is not empty without negative clicks"
+    assert after[y, x] > 0.9, f"negative_clicks plane at the click is {after[y, x]:.3f}, expected its peak"
+    sfg_before = sfg_plane.segment(SCENE, SCENE_POINTS).probabilities
+    sfg_after = sfg_plane.segment(SCENE, SCENE_POINTS, negative_clicks=[FAR_NEGATIVE]).probabilities
+    change = np.abs(sfg_after - sfg_before).max()
+    assert change < 1e-3, f"SPEC 1b: this click should leave the SFG as it was, it moved by {change:.4f}"
+
+
+def test_positive_click_map_peaks_at_the_positive_click_only(click_segmenters):
+    pos, neg = (200, 130), (100, 100)
+    res = {name: click_segmenters[name].segment(SCENE, SCENE_POINTS, [pos], [neg]).probabilities
+           for name in ("positive_clicks", "negative_clicks")}
+    assert res["positive_clicks"][pos[1], pos[0]] > 0.9 and res["positive_clicks"][neg[1], neg[0]] < 0.01, \
+        "positive_clicks plane is not G_pos of the positive click"
+    assert res["negative_clicks"][neg[1], neg[0]] > 0.9 and res["negative_clicks"][pos[1], pos[0]] < 0.01, \
+        "negative_clicks plane is not G_neg of the negative click"
+
+
+def test_channel_order_follows_the_metadata(click_segmenters, tmp_path):
+    order = ("negative_clicks", "rgb", "positive_clicks", "sfg")  # planes: neg, r, g, b, pos, sfg
+    spec = InputSpec(input_size=64, input_channels=order)
+    image = rect_image()
+    clicks = dict(positive_clicks=[(180, 100)], negative_clicks=[(120, 60)])
+    for index, name in [(0, "negative_clicks"), (1, "rgb"), (4, "positive_clicks"), (5, "sfg")]:
+        scale = 1 / 255 if name == "rgb" else 1.0
+        seg = Segmenter(make_echo_model(tmp_path / f"plane{index}.onnx", index, scale, spec=spec), warmup=False)
+        ours = seg.segment(image, RECT_POINTS, **clicks).probabilities
+        expected = click_segmenters[name].segment(image, RECT_POINTS, **clicks).probabilities
+        assert np.array_equal(ours, expected), f"plane {index} of {list(order)} is not the {name} channel"
+
+
+def test_old_four_channel_model_segments_as_rgb_sfg(sfg_segmenter, tmp_path):
+    seg = Segmenter(make_echo_model(tmp_path / "old.onnx", channel=3, scale=1.0, legacy_metadata=True))
+    assert seg.spec.input_channels == ("rgb", "sfg") and seg.spec.channel_count == 4, f"read as {seg.spec}"
+    args = (SCENE, SCENE_POINTS, [(200, 130)], [FAR_NEGATIVE])
+    assert np.array_equal(seg.segment(*args).probabilities, sfg_segmenter.segment(*args).probabilities), \
+        "an old model without input_channels does not get the SFG as its fourth plane"
+
+
+def test_channel_count_mismatch_between_metadata_and_graph_is_refused(tmp_path):
+    path = make_echo_model(tmp_path / "mismatch.onnx", "sfg", 1.0, spec=CLICK_SPEC, graph_channels=4)
+    with pytest.raises(NotAFairsModelError, match="takes 4 channels.*declares.*6"):
+        Segmenter(path)
+
+
+def test_segment_many_on_a_click_model_equals_one_call_per_object(click_segmenters):
+    seg = click_segmenters["negative_clicks"]
+    image = rect_image(shape=(480, 854))
+    many = seg.segment_many(image, OBJECTS)
+    for i, (obj, res) in enumerate(zip(OBJECTS, many)):
+        assert_same_result(res, seg.segment(image, **obj), f"object {i}", atol=0)
+    assert many[2].probabilities[350, 600] > 0.9, "object 2's negative click missing from its negative_clicks plane"
+
+
+def test_prepare_returns_the_declared_channels(click_segmenters):
+    seg = click_segmenters["sfg"]
+    prepared = seg.prepare(SCENE, SCENE_POINTS, negative_clicks=[FAR_NEGATIVE])
+    assert isinstance(prepared, Encoded) and segmenter_module.Prepared is Encoded
+    assert prepared.input.shape == (6, 64, 64) and prepared.input.dtype == np.float32, prepared.input.shape
+    assert prepared.box == (10, 40, 311, 191) and prepared.image_shape == (240, 320)
+
+
+def test_run_refuses_inputs_of_another_channel_count(click_segmenters):
+    with pytest.raises(InputError, match=r"\(N, 6, 64, 64\).*negative_clicks.*got \(1, 4, 64, 64\)"):
+        click_segmenters["sfg"].run(np.zeros((1, 4, 64, 64), np.float32))
+
+
+def test_predict_equals_segment(click_segmenters):
+    seg = click_segmenters["negative_clicks"]
+    prepared = [seg.prepare(SCENE, SCENE_POINTS, negative_clicks=[FAR_NEGATIVE]), seg.prepare(SCENE, [(5, 5), (50, 60)])]
+    results = seg.predict(prepared, threshold=0.3)
+    assert_same_result(results[0], seg.segment(SCENE, SCENE_POINTS, negative_clicks=[FAR_NEGATIVE], threshold=0.3),
+                       "predict", atol=0)
+    assert seg.predict([]) == []
+
+
+@pytest.fixture
+def check_counts(monkeypatch):
+    """Counts the calls of each validation function the segmenter makes."""
+    counts = {"check_image": 0, "check_points": 0, "check_threshold": 0}
+    for name in counts:
+        real = getattr(segmenter_module, name)
+
+        def counting(*args, _real=real, _name=name, **kwargs):
+            counts[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(segmenter_module, name, counting)
+    return counts
+
+
+def test_segment_checks_each_value_once(red_segmenter, check_counts):
+    red_segmenter.segment(rect_image(), RECT_POINTS, [(150, 90)], [(20, 20)], threshold=0.4)
+    assert check_counts == {"check_image": 1, "check_points": 3, "check_threshold": 1}, check_counts
+
+
+def test_segment_many_checks_each_value_once(red_segmenter, check_counts):
+    red_segmenter.segment_many(rect_image(shape=(480, 854)), OBJECTS, threshold=0.4)
+    expected = {"check_image": 1, "check_points": 3 * len(OBJECTS), "check_threshold": 1}
+    assert check_counts == expected, f"{check_counts} != {expected}"
 
 
 def test_pipeline_matches_step_by_step_computation(tiny_segmenter, tiny_model, photo):

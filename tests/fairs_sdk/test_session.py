@@ -93,3 +93,74 @@ def test_session_on_the_real_architecture(tiny_segmenter, photo):
     result = session.add_positive(300, 250)
     expected = tiny_segmenter.segment(photo, ep, positive_clicks=[(300, 250)])
     assert same(result, expected), "session result differs from segment() with the same clicks"
+
+
+# ------------------------------------------------------------------ click maps
+def test_negative_click_reaches_a_click_map_model_through_the_session(click_segmenters):
+    seg = click_segmenters["negative_clicks"]
+    session = seg.session(IMAGE, POINTS)
+    far = (20, 50)  # in the crop box, outside the extreme points' box: the SFG is 0 there
+    assert session.result.probabilities.max() == 0.0, "negative_clicks plane not empty before any click"
+    after = session.add_negative(*far)
+    assert after.probabilities[far[1], far[0]] > 0.9, "the session's negative click is not in the negative_clicks plane"
+    assert same(after, seg.segment(IMAGE, POINTS, negative_clicks=[far])), "session differs from segment()"
+    assert same(session.undo(), seg.segment(IMAGE, POINTS)), "undo did not bring the empty plane back"
+
+
+# -------------------------------------------------------------------- layering
+class PublicOnly:
+    """A Segmenter seen through its public API: private attributes and the backend are hidden."""
+
+    def __init__(self, segmenter):
+        self._wrapped = segmenter
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name == "backend":
+            raise AttributeError(f"the session reached into Segmenter.{name}")
+        return getattr(self._wrapped, name)
+
+
+def test_session_uses_only_the_public_segmenter_api(click_segmenters):
+    seg = click_segmenters["positive_clicks"]
+    session = InteractiveSession(PublicOnly(seg), IMAGE, POINTS, threshold=0.3)
+    result = session.add_positive(200, 130)
+    assert same(result, seg.segment(IMAGE, POINTS, positive_clicks=[(200, 130)], threshold=0.3))
+
+
+def test_session_module_imports_the_segmenter_for_type_checking_only():
+    import ast
+    import inspect
+
+    from fairs_sdk import session as session_module
+
+    tree = ast.parse(inspect.getsource(session_module))
+    guarded = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+               and getattr(block.test, "id", None) == "TYPE_CHECKING" for node in ast.walk(block)}
+    runtime = [
+        node.lineno for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in guarded
+        and any("segmenter" in name for name in
+                [getattr(node, "module", None) or ""] + [alias.name for alias in node.names])
+    ]
+    assert not runtime, f"session.py imports the segmenter at run time (lines {runtime}): an import cycle"
+
+
+def test_each_click_checks_only_the_new_click_and_the_threshold(sfg_segmenter, monkeypatch):
+    from fairs_sdk import segmenter as segmenter_module
+    from fairs_sdk import session as session_module
+
+    session = sfg_segmenter.session(IMAGE, POINTS, threshold=0.4)
+    session.add_positive(280, 150)
+    calls = []
+    for module in (segmenter_module, session_module):
+        for name in ("check_image", "check_points", "check_threshold"):
+            if hasattr(module, name):
+                real = getattr(module, name)
+                monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    session.add_negative(160, 115)
+    assert sorted(calls) == ["check_points", "check_threshold"], f"one click made these checks: {calls}"
+
+
+def test_bad_session_threshold_is_refused(sfg_segmenter):
+    with pytest.raises(InputError, match="threshold"):
+        sfg_segmenter.session(IMAGE, POINTS, threshold=1.5)
