@@ -7,7 +7,8 @@ its "reference" are printed at the end (benchmarks/conftest.py):
   ``backend.run`` on the same prepared input (the reference). The goal is that the
   runtime adds under 5 % on CPU.
 - ``stages, WxH``: each pre- and post-processing stage against the engine call,
-  for a 640 x 480 and a 1920 x 1080 image.
+  for a 640 x 480 and a 1920 x 1080 image; the input stages are the model's own
+  :class:`~fairs_sdk.encoder.InputEncoder` (crop, then the guidance channels it declares).
 - ``8 objects``: ``segment_many`` with 8 objects against 8 ``segment`` calls.
 
 The model is ``$FAIRS_BENCH_MODEL`` if set, else the bundled default model, else
@@ -29,7 +30,6 @@ import pytest
 from fairs_sdk import Segmenter, crop
 from fairs_sdk.cli import bench_objects
 from fairs_sdk.segmenter import DEFAULT_MODEL
-from fairs_sdk.sfg import kernel_threads, soft_focus
 from fairs_sdk.validation import check_image
 
 SIZES = [(640, 480), (1920, 1080)]
@@ -76,7 +76,7 @@ def test_segment_end_to_end(benchmark, segmenter, size):
                        warmup_rounds=1)
 
 
-STAGES = ["engine_reference", "check_image", "crop_resize", "sfg", "prepare_all", "paste_back_threshold"]
+STAGES = ["engine_reference", "check_image", "crop_resize", "guidance", "prepare_all", "paste_back_threshold"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -84,21 +84,18 @@ STAGES = ["engine_reference", "check_image", "crop_resize", "sfg", "prepare_all"
 def test_stage(benchmark, segmenter, size, stage):
     image, objects = _case(*size)
     obj = objects[0]
-    spec, s = segmenter.spec, segmenter.spec.input_size
-    prepared = segmenter.prepare(image, **obj)
+    s, encoder = segmenter.spec.input_size, segmenter.encoder
+    prepared = segmenter.prepare(image, **obj)  # the input segment() builds, through the model's encoder
     box = prepared.box
-    ep, pos, neg = (np.asarray(obj[k], np.float64) for k in ("extreme_points", "positive_clicks", "negative_clicks"))
+    ep, pos, neg = (crop.to_canvas(np.asarray(obj[k], np.float64), box, s)
+                    for k in ("extreme_points", "positive_clicks", "negative_clicks"))
     probabilities = segmenter.backend.run(prepared.input[None])[0]
-    def sfg():
-        with kernel_threads(segmenter.sfg_threads):  # as the runtime runs it
-            return soft_focus((s, s), crop.to_canvas(ep, box, s), crop.to_canvas(pos, box, s),
-                              crop.to_canvas(neg, box, s), spec.beta, spec.kappa, spec.sigma)
 
     functions = {
         "engine_reference": lambda: segmenter.backend.run(prepared.input[None]),
         "check_image": lambda: check_image(image),
-        "crop_resize": lambda: crop.crop_resize(image, box, s),
-        "sfg": sfg,
+        "crop_resize": lambda: encoder.crop_pixels(image, box),
+        "guidance": lambda: encoder.guidance(ep, pos, neg),  # SFG and click maps, as the model declares
         "prepare_all": lambda: segmenter.prepare(image, **obj),
         "paste_back_threshold": lambda: segmenter.postprocess(probabilities, prepared),
     }

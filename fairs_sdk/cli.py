@@ -3,7 +3,7 @@
     fairs segment photo.jpg --points 120,200 420,230 260,90 280,400 [--positive X,Y ...]
                   [--negative X,Y ...] [--model model.onnx] [--out outputs/]
     fairs segment photo.jpg --json clicks.json
-    fairs bench [--model model.onnx] [--size 1920x1080] [--objects 8] [--repeat 20]
+    fairs bench [--model model.onnx] [--image photo.jpg | --size 640x480] [--objects 8] [--repeat 20]
 
 ``segment`` writes, into ``--out``: ``<stem>_mask.png`` (0/255; one
 ``<stem>_mask_<k>.png`` per object when there are several), ``<stem>_overlay.png``
@@ -200,7 +200,6 @@ def bench_objects(width: int, height: int, count: int, seed: int = 0) -> list[di
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from fairs_sdk import Segmenter, crop
-    from fairs_sdk.sfg import kernel_threads, soft_focus
     from fairs_sdk.validation import check_image
 
     t0 = time.perf_counter()
@@ -214,42 +213,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
     h, w = image.shape[:2]
     objects = bench_objects(w, h, args.objects)
     obj = objects[0]
-    s, spec = seg.spec.input_size, seg.spec
-    prepared = seg.prepare(image, **obj)
+    s, encoder = seg.spec.input_size, seg.encoder
+    prepared = seg.prepare(image, **obj)  # the model's input, as segment() builds it
     batch = prepared.input[None]
     probabilities = seg.backend.run(batch)
-    ep = np.asarray(obj["extreme_points"], dtype=np.float64)
-    pos, neg = np.asarray(obj["positive_clicks"], np.float64), np.asarray(obj["negative_clicks"], np.float64)
     box = prepared.box
+    # The encoder's stages one at a time, on the canvas points that prepare() computed from.
+    ep, pos, neg = (crop.to_canvas(np.asarray(obj[k], np.float64), box, s) for k in
+                    ("extreme_points", "positive_clicks", "negative_clicks"))
+    planes = [n for n in seg.spec.input_channels if n != "rgb"]
     r = args.repeat
 
-    def sfg():
-        with kernel_threads(seg.sfg_threads):  # as the runtime runs it
-            return soft_focus((s, s), crop.to_canvas(ep, box, s), crop.to_canvas(pos, box, s),
-                              crop.to_canvas(neg, box, s), spec.beta, spec.kappa, spec.sigma)
-
-    print(f"model      {seg.model_path} ({seg.metadata.backbone}, {seg.metadata.precision}, input {s} x {s})")
+    print(f"model      {seg.model_path} ({seg.metadata.backbone}, {seg.metadata.precision}, input {s} x {s}, "
+          f"channels {', '.join(seg.spec.input_channels)})")
     print(f"backend    {seg.backend.name}, providers {list(seg.providers)}; load + warm-up {load_s:.2f} s")
     print(f"image      {w} x {h}; median of {r} runs")
     stages = [
         ("check image", lambda: check_image(image)),
-        ("crop + resize", lambda: crop.crop_resize(image, box, s)),
-        ("SFG", sfg),
+        ("crop + resize", lambda: encoder.crop_pixels(image, box)),
+        (f"guidance ({', '.join(planes) or 'none'})", lambda: encoder.guidance(ep, pos, neg)),
         ("prepare (all of the above)", lambda: seg.prepare(image, **obj)),
         ("engine", lambda: seg.backend.run(batch)),
         ("paste back + threshold", lambda: seg.postprocess(probabilities[0], prepared)),
     ]
     timings = {name: _median_ms(fn, r) for name, fn in stages}
     total = _median_ms(lambda: seg.segment(image, **obj), r)
+    width = max(28, *(len(name) for name in timings))
     for name, ms in timings.items():
-        print(f"  {name:28s} {ms:9.2f} ms")
+        print(f"  {name:{width}s} {ms:9.2f} ms")
     engine = timings["engine"]
-    print(f"  {'segment (end to end)':28s} {total:9.2f} ms  ({100 * (total - engine) / engine:+.1f} % over the engine)")
+    print(f"  {'segment (end to end)':{width}s} {total:9.2f} ms  ({100 * (total - engine) / engine:+.1f} % over the engine)")
     many = _median_ms(lambda: seg.segment_many(image, objects), max(1, r // 2))
     single = _median_ms(lambda: [seg.segment(image, **o) for o in objects], max(1, r // 2))
     n = len(objects)
-    print(f"  {f'segment_many, {n} objects':28s} {many:9.2f} ms  ({many / n:.2f} ms per object)")
-    print(f"  {f'{n} x segment':28s} {single:9.2f} ms  ({single / n:.2f} ms per object)")
+    print(f"  {f'segment_many, {n} objects':{width}s} {many:9.2f} ms  ({many / n:.2f} ms per object)")
+    print(f"  {f'{n} x segment':{width}s} {single:9.2f} ms  ({single / n:.2f} ms per object)")
     return 0
 
 
@@ -277,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="time the runtime and each of its stages on this machine")
     bench.add_argument("--image", type=Path, default=None, help="image to time on (default: random, --size)")
-    bench.add_argument("--size", type=_size, default=(1920, 1080), metavar="WxH", help="random image size")
+    bench.add_argument("--size", type=_size, default=(640, 480), metavar="WxH",
+                       help="random image size (default 640x480, as the README's figures)")
     bench.add_argument("--objects", type=int, default=8, help="objects for segment_many (default 8)")
     bench.add_argument("--repeat", type=int, default=20, help="runs per measurement (median reported)")
     model_options(bench)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fairs_sdk.cli import main
+from fairs_sdk.cli import build_parser, main
 
 from model_files import DATA
 
@@ -125,8 +125,21 @@ def test_bench_prints_every_stage(red_model, capsys):
     status = main(["bench", "--model", str(red_model), "--size", "320x240", "--repeat", "2", "--objects", "3"])
     out = capsys.readouterr().out
     assert status == 0
-    for stage in ("crop + resize", "SFG", "engine", "paste back", "segment (end to end)", "segment_many, 3 objects"):
+    for stage in ("crop + resize", "guidance (sfg)", "engine", "paste back", "segment (end to end)",
+                  "segment_many, 3 objects"):
         assert stage in out, f"bench output lacks {stage!r}:\n{out}"
+
+
+def test_bench_default_image_is_the_readme_size():
+    assert build_parser().parse_args(["bench"]).size == (640, 480), "the README quotes fairs bench on 640 x 480"
+
+
+def test_bench_times_the_guidance_a_click_model_declares(click_segmenters, capsys):
+    model = click_segmenters["sfg"].model_path
+    assert main(["bench", "--model", str(model), "--size", "320x240", "--repeat", "1", "--objects", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "guidance (sfg, positive_clicks, negative_clicks)" in out, f"bench does not time the model's planes:\n{out}"
+    assert "channels rgb, sfg, positive_clicks, negative_clicks" in out, out
 
 
 def test_fairs_command_is_registered():
