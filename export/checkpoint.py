@@ -1,9 +1,15 @@
-"""Load a training checkpoint into an eval-mode :class:`FAIRSNet` with its input spec.
+"""Load a training checkpoint into an eval-mode :class:`~fairs_sdk.training.model.FAIRSNet` with its input spec.
 
 A checkpoint is a ``torch.save``d dict with at least ``"model"`` (the state dict)
 and ``"config"``: a dict holding ``"model"`` (``ModelConfig.to_dict()``) and
 ``"input"`` (``InputSpec.to_dict()``). Every way a file can fail to be that raises
 :class:`CheckpointError` with what is wrong and which file.
+
+The model's input channels (SPEC 1b) come from the saved input spec
+(``config["input"]["input_channels"]``) or the model section
+(``config["model"]["input_channels"]``); where both are given they must agree, and a
+checkpoint saved before models declared channels takes ``rgb, sfg``
+(:data:`~fairs_sdk.config.DEFAULT_CHANNELS`). The network must take that many planes.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+from torch import nn
 
-from fairs_sdk.config import InputSpec
-from fairs_sdk.training.model import FAIRSNet, ModelConfig, build_model
+from fairs_sdk.config import DEFAULT_CHANNELS, InputSpec
+from fairs_sdk.training.model import ModelConfig, build_model
 
-__all__ = ["CheckpointError", "Checkpoint", "load_checkpoint", "config_digest"]
+__all__ = ["CheckpointError", "Checkpoint", "config_digest", "declared_channels", "from_state", "load_checkpoint"]
 
 
 class CheckpointError(ValueError):
@@ -31,16 +38,16 @@ class Checkpoint:
     """An eval-mode model with everything export needs to describe it.
 
     Attributes:
-        model: the network, eval mode, on CPU, float32.
+        model: the network (a ``FAIRSNet`` when loaded from a file), eval mode, on CPU, float32.
         model_config: how it was built.
-        input_spec: its input conventions (size, relax, SFG, normalisation).
+        input_spec: its input conventions (size, relax, SFG, normalisation, input channels).
         config: the checkpoint's full training config dict.
         digest: sha256 of ``config`` (:func:`config_digest`).
         path: the file it came from (None when built in memory).
         info: the checkpoint's own bookkeeping, where present (version, epoch, global_step).
     """
 
-    model: FAIRSNet
+    model: nn.Module
     model_config: ModelConfig
     input_spec: InputSpec
     config: dict[str, Any]
@@ -62,6 +69,23 @@ def _section(config: Mapping[str, Any], key: str, source: str) -> dict[str, Any]
     return dict(value)
 
 
+def declared_channels(
+    model_section: Mapping[str, Any], input_section: Mapping[str, Any], source: str = "checkpoint"
+) -> tuple[str, ...]:
+    """The input channels a checkpoint's config declares, in order (see the module docstring)."""
+    declared = {}
+    for name, section in (("input", input_section), ("model", model_section)):
+        value = section.get("input_channels")
+        if value is None:
+            continue
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise CheckpointError(f"{source}: {name}.input_channels must be a list of channel names, got {value!r}")
+        declared[f"{name}.input_channels"] = tuple(value)
+    if len(set(declared.values())) > 1:
+        raise CheckpointError(f"{source}: the config declares two different input channel lists: {declared}")
+    return next(iter(declared.values()), DEFAULT_CHANNELS)
+
+
 def from_state(state: Mapping[str, Any], source: str = "checkpoint") -> Checkpoint:
     """Build the model of an already loaded checkpoint dict (see module docstring)."""
     if not isinstance(state, Mapping):
@@ -72,13 +96,23 @@ def from_state(state: Mapping[str, Any], source: str = "checkpoint") -> Checkpoi
     config = state["config"]
     if not isinstance(config, Mapping):
         raise CheckpointError(f"{source}: 'config' must be a dict, got {type(config).__name__}")
+    model_section, input_section = _section(config, "model", source), _section(config, "input", source)
     try:
-        model_config = ModelConfig.from_dict(_section(config, "model", source))
-        input_spec = InputSpec.from_dict(_section(config, "input", source))
+        model_config = ModelConfig.from_dict(model_section)
+        input_spec = InputSpec.from_dict(input_section)
+        input_spec = replace(input_spec, input_channels=declared_channels(model_section, input_section, source))
     except (TypeError, ValueError) as err:
         if isinstance(err, CheckpointError):
             raise
         raise CheckpointError(f"{source}: config does not describe a FAIRS model: {err}") from err
+    # The model config's own plane count: ``channel_count`` of its input_channels, or the
+    # ``in_chans`` of configs written before models declared their channels.
+    planes = getattr(model_config, "channel_count", getattr(model_config, "in_chans", None))
+    if planes is not None and planes != input_spec.channel_count:
+        raise CheckpointError(
+            f"{source}: the network takes {planes} input planes but its input channels "
+            f"{list(input_spec.input_channels)} make {input_spec.channel_count}"
+        )
     # Weights come from the checkpoint itself; never read the ImageNet file again.
     try:
         model = build_model(replace(model_config, pretrained=None))

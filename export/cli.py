@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from fairs_sdk.extras import exit_on_missing_extra
+
 __all__ = ["main", "build_parser"]
 
 
@@ -26,24 +28,21 @@ def _default_data() -> Path | None:
 
 
 def _cmd_onnx(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from .checkpoint import load_checkpoint
     from .onnx_export import check_parity, export_onnx
-    from .samples import stack_inputs
+    from .samples import random_inputs, stack_inputs
 
     checkpoint = load_checkpoint(args.checkpoint)
     output = export_onnx(checkpoint, args.output, opset=args.opset, dynamic_batch=not args.static_batch)
-    print(f"wrote {output} (opset {args.opset}, onnx.checker passed)")
+    spec = checkpoint.input_spec
+    print(f"wrote {output} (opset {args.opset}, input channels {', '.join(spec.input_channels)}, onnx.checker passed)")
     data = args.data or _default_data()
     if data is not None:
-        inputs = stack_inputs(data, checkpoint.input_spec, count=args.parity_count, stride=7)
+        inputs = stack_inputs(data, spec, count=args.parity_count, stride=7)
         source = f"{len(inputs)} real crops from {data}"
     else:
-        rng = np.random.default_rng(0)
-        size = checkpoint.input_spec.input_size
-        inputs = np.concatenate([rng.uniform(0, 255, (2, 3, size, size)), rng.uniform(0, 1, (2, 1, size, size))], 1).astype(np.float32)
-        source = "2 random inputs (no --data given and ../shared/data not found)"
+        inputs = random_inputs(spec, count=2)
+        source = "2 random images (no --data given and ../shared/data not found)"
     diff = check_parity(checkpoint, output, inputs if not args.static_batch else inputs[:1], atol=args.atol)
     print(f"parity: max |ORT - PyTorch| = {diff:.2e} on {source} (limit {args.atol:g})")
     return 0
@@ -75,22 +74,24 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _cmd_trt(args: argparse.Namespace) -> int:
-    from fairs_sdk.trt import EngineCache, make_calibrator, read_onnx_props
+    from fairs_sdk.trt import EngineCache, file_sha256
 
     calibrator = None
     if args.precision == "int8" and not args.qdq:
-        from fairs_sdk.model_format import ModelMetadata
-
+        from .onnx_export import read_metadata
         from .samples import stack_inputs
+        from .trt_build import make_calibrator
 
         data = args.data or _default_data()
         if data is None:
             raise ValueError("int8 engines need calibration crops: pass --data DIR, or --qdq for an int8 ONNX file")
-        spec = ModelMetadata.from_props(read_onnx_props(args.model), source=str(args.model)).input_spec
+        spec = read_metadata(args.model).input_spec
         inputs = stack_inputs(data, spec, count=args.calibration_count, stride=args.calibration_stride)
         cache_dir = Path(args.cache_dir)
         cache_dir.mkdir(parents=True, exist_ok=True)
-        calibrator = make_calibrator(inputs, batch_size=min(8, len(inputs)), cache_path=cache_dir / "int8_calibration.table")
+        # One table per ONNX file: TensorRT would apply another model's table without complaint.
+        table = cache_dir / f"int8_calibration_{file_sha256(args.model)[:16]}.table"
+        calibrator = make_calibrator(inputs, spec, batch_size=min(8, len(inputs)), cache_path=table)
     engine = EngineCache(args.cache_dir).get_or_build(
         args.model, args.precision, max_batch=args.max_batch, opt_batch=args.opt_batch, calibrator=calibrator
     )
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_on_missing_extra("fairs-export")  # without torch & co.: one line, exit 2
 def main(argv: Sequence[str] | None = None) -> int:
     from .onnx_export import ParityError
 

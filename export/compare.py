@@ -3,6 +3,8 @@
 On a folder set (``images/`` + ``masks/``), each model segments every object from
 its 4 exact extreme points (crop, predict, paste back: SPEC 2 and 4) and is scored by
 full-image IoU against the ground truth; the first model is the reference (fp32).
+The inputs are :func:`fairs_sdk.export.samples.iter_samples`'s: a model that declares
+click maps also gets its simulated corrective clicks, the same for every model.
 Latency is the median ONNX Runtime CPU time of one crop, all models timed on the
 same inputs in the same process.
 """

@@ -1,8 +1,10 @@
 """Checkpoint -> ONNX file with metadata, checked by ``onnx.checker`` and by ONNX Runtime parity.
 
-The graph follows :mod:`fairs_sdk.model_format`: input ``input`` (N, 4, S, S) float32
-raw RGB + SFG, output ``probabilities`` (N, 1, S, S) float32; N is dynamic unless
-``dynamic_batch=False``. Exported with the TorchScript exporter (``dynamo=False``):
+The graph follows :mod:`fairs_sdk.model_format`: input ``input`` (N, C, S, S) float32
+holding the model's declared channels (``InputSpec.input_channels``; C is
+``InputSpec.channel_count``: 3 planes for ``rgb``, 1 for each guidance channel), output
+``probabilities`` (N, 1, S, S) float32; N is dynamic unless ``dynamic_batch=False``.
+The input spec, channels included, is written into the metadata. Exported with the TorchScript exporter (``dynamo=False``):
 it keeps module scopes in node names (``/model/head/channel/MatMul``), which the
 fp16 / int8 / TensorRT steps use to keep the attention in fp32.
 """
@@ -128,22 +130,28 @@ def export_onnx(
     output = Path(output)
     spec = checkpoint.input_spec
     wrapper = ExportWrapper(checkpoint.model, spec).eval()
-    dummy = torch.zeros(1, 4, spec.input_size, spec.input_size, dtype=torch.float32)
+    dummy = torch.zeros(1, spec.channel_count, spec.input_size, spec.input_size, dtype=torch.float32)
     buffer = io.BytesIO()
     axes = {INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}} if dynamic_batch else None
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(
-            wrapper,
-            (dummy,),
-            buffer,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            opset_version=opset,
-            dynamic_axes=axes,
-            do_constant_folding=True,
-            dynamo=False,
-        )
+        try:
+            torch.onnx.export(
+                wrapper,
+                (dummy,),
+                buffer,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamic_axes=axes,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        except RuntimeError as err:  # a stem built for another channel count fails here
+            raise ValueError(
+                f"cannot export: the network does not run on the (1, {spec.channel_count}, {spec.input_size}, "
+                f"{spec.input_size}) input of its declared channels {list(spec.input_channels)}: {err}"
+            ) from err
     model = onnx.load_model_from_string(buffer.getvalue())
     _fix_output_shape(model, spec.input_size, dynamic_batch)
     model.producer_name = "fairs_sdk.export"
@@ -184,7 +192,7 @@ def onnxruntime_session(path: str | Path, threads: int | None = None):
 
 
 def run_onnx(session, inputs: np.ndarray, batch: int | None = None) -> np.ndarray:
-    """Probabilities (N, 1, S, S) float32 of ``inputs`` (N, 4, S, S) float32, ``batch`` at a time."""
+    """Probabilities (N, 1, S, S) float32 of ``inputs`` (N, C, S, S) float32, ``batch`` at a time."""
     inputs = np.ascontiguousarray(inputs, dtype=np.float32)
     step = batch or len(inputs)
     outs = [session.run([OUTPUT_NAME], {INPUT_NAME: inputs[i : i + step]})[0] for i in range(0, len(inputs), step)]
@@ -203,7 +211,7 @@ def run_torch(checkpoint: Checkpoint, inputs: np.ndarray, batch: int | None = No
 def check_parity(
     checkpoint: Checkpoint, onnx_path: str | Path, inputs: np.ndarray, atol: float = PARITY_ATOL
 ) -> float:
-    """Max |ORT - PyTorch| over the probabilities of ``inputs`` (N, 4, S, S); :class:`ParityError` above ``atol``."""
+    """Max |ORT - PyTorch| over the probabilities of ``inputs`` (N, C, S, S); :class:`ParityError` above ``atol``."""
     expected = run_torch(checkpoint, inputs, batch=1)
     actual = run_onnx(onnxruntime_session(onnx_path), inputs)
     if actual.shape != expected.shape:

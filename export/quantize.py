@@ -4,7 +4,11 @@
   list (DANet's channel-attention Gram matrix A A^T sums C*N products and overflows
   fp16's 65504), I/O kept float32 so the runtime contract does not change.
 - int8: ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
-  activations) calibrated on real crops, attention nodes excluded.
+  activations) calibrated on real crops encoded for the model's declared input
+  channels (:func:`fairs_sdk.export.samples.stack_inputs`), attention nodes excluded.
+
+Both keep the input (N, C, S, S) of the fp32 file and its metadata (input channels
+included); only ``precision`` and a few ``extra`` entries change.
 
 The attention nodes are the ones under the ``attention_scopes`` that export wrote into
 the metadata (``/model/head/position/``, ``/model/head/channel/``).
@@ -21,9 +25,11 @@ from typing import Sequence
 import numpy as np
 import onnx
 
+from fairs_sdk.config import InputSpec
 from fairs_sdk.model_format import INPUT_NAME
 
 from .onnx_export import read_metadata, set_metadata
+from .samples import check_inputs
 
 __all__ = ["attention_nodes", "convert_fp16", "CropCalibrationReader", "quantize_int8"]
 
@@ -122,17 +128,18 @@ def convert_fp16(fp32_path: str | Path, output: str | Path, keep_fp32: Sequence[
 
 
 class CropCalibrationReader:
-    """ONNX Runtime ``CalibrationDataReader`` over (N, 4, S, S) float32 crops, ``batch`` per read.
+    """ONNX Runtime ``CalibrationDataReader`` over (N, C, S, S) float32 crops, ``batch`` per read.
 
-    Subclasses nothing at import time so the module loads without onnxruntime's quantization
+    ``inputs`` must hold the channels of ``spec`` (the model's input spec). Subclasses
+    nothing at import time so the module loads without onnxruntime's quantization
     package; :func:`quantize_int8` wraps it.
     """
 
-    def __init__(self, inputs: np.ndarray, batch: int = 1) -> None:
-        inputs = np.asarray(inputs, dtype=np.float32)
-        if inputs.ndim != 4 or inputs.shape[1] != 4 or len(inputs) == 0:
-            raise ValueError(f"calibration inputs must be (N, 4, S, S) with N > 0, got {inputs.shape}")
-        self.inputs, self.batch, self.position = inputs, batch, 0
+    def __init__(self, inputs: np.ndarray, spec: InputSpec, batch: int = 1) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be positive, got {batch}")
+        self.inputs = check_inputs(inputs, spec, what="calibration inputs")
+        self.batch, self.position = batch, 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self.position >= len(self.inputs):
@@ -156,7 +163,10 @@ def quantize_int8(
     per_channel: bool = True,
     keep_fp32: Sequence[str] | None = None,
 ) -> Path:
-    """Static int8 (QDQ) quantisation of ``fp32_path`` calibrated on ``calibration`` (N, 4, S, S).
+    """Static int8 (QDQ) quantisation of ``fp32_path`` calibrated on ``calibration``.
+
+    ``calibration`` is (N, C, S, S) float32 encoded crops holding the model's declared
+    channels (its metadata's input spec), e.g. from :func:`fairs_sdk.export.samples.stack_inputs`.
 
     Args:
         method: "minmax", "entropy" or "percentile" (ONNX Runtime calibration methods).
@@ -169,7 +179,8 @@ def quantize_int8(
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
     if method not in methods:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {sorted(methods)}")
-    inputs = np.asarray(calibration, dtype=np.float32)
+    spec = read_metadata(fp32_path).input_spec
+    reader_inputs = check_inputs(calibration, spec, what="calibration inputs")
 
     class _Reader(CropCalibrationReader, CalibrationDataReader):
         pass
@@ -197,7 +208,7 @@ def quantize_int8(
         quantize_static(
             str(prepared),
             str(output),
-            _Reader(inputs),
+            _Reader(reader_inputs, spec),
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
             activation_type=QuantType.QUInt8,
@@ -207,6 +218,6 @@ def quantize_int8(
             extra_options={"CalibTensorRangeSymmetric": False},
         )
     model = onnx.load(str(output))
-    _with_precision(model, "int8", source, calibration_method=method, calibration_crops=int(len(inputs)), fp32_nodes=len(excluded))
+    _with_precision(model, "int8", source, calibration_method=method, calibration_crops=int(len(reader_inputs)), fp32_nodes=len(excluded))
     onnx.save_model(model, str(output))
     return output

@@ -1,22 +1,25 @@
-"""TensorRT 10 engines for FAIRS ONNX models: build, cache by key, and run.
+"""Run TensorRT 10 engines of FAIRS models: find them in the engine cache, deserialise, execute.
 
 Torch-free: the runtime imports this module; ``tensorrt`` and ``cuda-python``
 (``cuda.bindings.runtime``) are imported inside the functions that need them, so
-``import fairs_sdk.trt`` works without either.
+``import fairs_sdk.trt`` works without either. Building engines is the job of
+:mod:`fairs_sdk.export.trt_build`, which :meth:`EngineCache.get_or_build` imports on a
+cache miss (it needs ``tensorrt``, never torch).
 
-- :func:`build_engine` parses an ONNX file with TensorRT's own parser and builds a
-  serialized engine (fp32, fp16 or int8) with an optimisation profile over the dynamic
-  batch axis, the attention layers forced to fp32 (OBEY_PRECISION_CONSTRAINTS), and a
-  timing cache file that later builds reuse.
-- :class:`EngineCache` stores engines under a key holding the ONNX file's sha256, the
-  TensorRT version, the GPU name and compute capability, the precision and the shapes,
-  so another GPU or TensorRT version builds a new engine instead of loading one that
-  does not fit. The model's metadata travels in a JSON file beside each engine.
-- :class:`TensorRTEngine` runs an engine: (N, 4, S, S) float32 in, (N, 1, S, S)
-  float32 probabilities out, through ``set_tensor_address`` / ``execute_async_v3``.
+- :class:`EngineKey` / :class:`EngineCache`: engines are stored under a key holding the
+  ONNX file's sha256, the TensorRT version, the GPU name and compute capability, the
+  precision and the shapes, so another GPU or TensorRT version builds a new engine
+  instead of loading one that does not fit.
+- The engine's JSON sidecar ``X.json`` beside ``X.engine`` is written by
+  :func:`write_engine_sidecar` and read by :func:`read_engine_sidecar`, nowhere else:
+  ``{"key": {...}, "metadata": {props}}`` where ``metadata`` is the ONNX model's
+  ``fairs.*`` ``metadata_props`` (:meth:`ModelMetadata.to_props`).
+- :class:`TensorRTEngine` runs an engine: (N, C, S, S) float32 in, (N, 1, S, S) float32
+  probabilities out, through ``set_tensor_address`` / ``execute_async_v3``; C and S come
+  from the engine's optimisation profile (and so from the model's ``InputSpec``).
 
-This module was written against the TensorRT 10 Python API documentation; it has not
-been run on a GPU in this repository's CI (no GPU and no TensorRT there).
+Written against the TensorRT 10 Python API documentation; not run on a GPU in this
+repository's CI (no GPU and no TensorRT there).
 """
 
 from __future__ import annotations
@@ -27,31 +30,36 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME
+from fairs_sdk.config import InputSpec
+from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME, ModelMetadata, NotAFairsModelError
 
 __all__ = [
     "PRECISIONS",
-    "EngineKey",
     "EngineCache",
+    "EngineKey",
+    "EngineSidecar",
     "GpuInfo",
-    "build_engine",
+    "TensorRTEngine",
+    "engine_metadata_path",
     "file_sha256",
     "gpu_info",
-    "make_calibrator",
+    "read_engine_metadata",
+    "read_engine_sidecar",
     "read_onnx_props",
     "tensorrt_version",
-    "TensorRTEngine",
+    "write_engine_sidecar",
 ]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 _META_PREFIX = "fairs."
+_FLOAT32_BYTES = np.dtype(np.float32).itemsize
 
 
-# -- pure Python: cache keys ------------------------------------------------------------
+# -- pure Python: cache keys and the metadata sidecar ------------------------------------
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -76,11 +84,12 @@ class EngineKey:
     """Everything a serialized engine depends on; equal keys mean a reusable engine.
 
     Attributes:
-        onnx_sha256: digest of the ONNX file the engine was built from.
+        onnx_sha256: digest of the ONNX file the engine was built from (its metadata,
+            and so its input channels, included).
         tensorrt_version: ``tensorrt.__version__`` of the builder.
         gpu_name, compute_capability: the GPU it was built on.
         precision: "fp32", "fp16" or "int8".
-        input_size: S of the (N, 4, S, S) input.
+        input_size: S of the (N, C, S, S) input.
         min_batch, opt_batch, max_batch: the optimisation profile over N.
     """
 
@@ -110,7 +119,7 @@ class EngineKey:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EngineKey":
+    def from_dict(cls, data: Mapping[str, Any]) -> "EngineKey":
         values = dict(data)
         values["compute_capability"] = tuple(values["compute_capability"])
         return cls(**values)
@@ -128,11 +137,84 @@ class EngineKey:
         )
 
 
-class EngineCache:
-    """A folder of engines, one per :class:`EngineKey`, each with a JSON sidecar.
+@dataclass(frozen=True)
+class EngineSidecar:
+    """What the JSON file beside an engine holds.
 
-    The sidecar (``<engine>.json``) holds the full key and the model's ``fairs.*``
-    metadata; :meth:`lookup` returns an engine only when the stored key equals the
+    Attributes:
+        props: the model's ``fairs.*`` metadata_props (string to string).
+        key: the :class:`EngineKey` the engine was built under, as a dict; None for a
+            sidecar written by hand (a bare props object).
+    """
+
+    props: dict[str, str]
+    key: dict[str, Any] | None = None
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        """``props`` parsed (:class:`NotAFairsModelError` if they are not a FAIRS model's)."""
+        return ModelMetadata.from_props(self.props)
+
+
+def engine_metadata_path(engine_path: str | os.PathLike) -> Path:
+    """The sidecar of an engine: ``X.engine`` -> ``X.json``."""
+    return Path(engine_path).with_suffix(".json")
+
+
+def write_engine_sidecar(
+    engine_path: str | os.PathLike, props: Mapping[str, str], key: EngineKey | None = None
+) -> Path:
+    """Write the sidecar of ``engine_path`` atomically (temporary file, then rename); returns its path."""
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in props.items()):
+        raise ValueError("engine metadata must map strings to strings (ONNX metadata_props)")
+    path = engine_metadata_path(engine_path)
+    data = {"key": key.to_dict() if key is not None else None, "metadata": dict(props)}
+    _write_atomic(path, json.dumps(data, indent=2, sort_keys=True).encode())
+    return path
+
+
+def read_engine_sidecar(engine_path: str | os.PathLike) -> EngineSidecar:
+    """The sidecar of ``engine_path``: ``X.json``, else ``X.engine.json``.
+
+    Takes what :func:`write_engine_sidecar` writes and a file holding the props object
+    alone. Raises :class:`NotAFairsModelError` when it is missing or malformed.
+    """
+    path = Path(engine_path)
+    candidates = [engine_metadata_path(path), path.with_name(path.name + ".json")]
+    side = next((c for c in candidates if c.is_file()), None)
+    if side is None:
+        raise NotAFairsModelError(
+            f"{engine_path} is not a FAIRS engine: its metadata file {candidates[0].name} is missing beside it"
+        )
+    try:
+        data = json.loads(side.read_text())
+    except (OSError, ValueError) as err:
+        raise NotAFairsModelError(f"cannot read FAIRS engine metadata {side}: {err}") from None
+    if not isinstance(data, Mapping):
+        raise NotAFairsModelError(f"{side} must hold a JSON object, got {type(data).__name__}")
+    wrapped = "metadata" in data
+    props = data["metadata"] if wrapped else data
+    key = data.get("key") if wrapped else None
+    if not isinstance(props, Mapping) or not all(isinstance(v, str) for v in props.values()):
+        raise NotAFairsModelError(f"{side} must hold the model's metadata_props as a JSON object of strings")
+    return EngineSidecar(props=dict(props), key=dict(key) if isinstance(key, Mapping) else None)
+
+
+def read_engine_metadata(engine_path: str | os.PathLike) -> ModelMetadata:
+    """The :class:`ModelMetadata` in an engine's sidecar (:func:`read_engine_sidecar`)."""
+    return ModelMetadata.from_props(read_engine_sidecar(engine_path).props, source=str(engine_path))
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    temporary = target.with_name(target.name + f".tmp{os.getpid()}")
+    temporary.write_bytes(data)
+    os.replace(temporary, target)
+
+
+class EngineCache:
+    """A folder of engines, one per :class:`EngineKey`, each with its sidecar.
+
+    :meth:`lookup` returns an engine only when the key stored in its sidecar equals the
     requested one, so a digest collision or a hand-copied file cannot be loaded.
     """
 
@@ -143,32 +225,30 @@ class EngineCache:
         return self.directory / key.filename()
 
     def sidecar_path(self, key: EngineKey) -> Path:
-        return self.engine_path(key).with_suffix(".json")
+        return engine_metadata_path(self.engine_path(key))
 
     def lookup(self, key: EngineKey) -> Path | None:
         """The cached engine of ``key``, or None (missing, incomplete, or another key)."""
-        engine, sidecar = self.engine_path(key), self.sidecar_path(key)
-        if not engine.is_file() or not sidecar.is_file():
+        engine = self.engine_path(key)
+        if not engine.is_file() or not self.sidecar_path(key).is_file():
             return None
         try:
-            stored = EngineKey.from_dict(json.loads(sidecar.read_text())["key"])
-        except (ValueError, KeyError, TypeError):
+            stored = read_engine_sidecar(engine).key
+            return engine if stored is not None and EngineKey.from_dict(stored) == key else None
+        except (NotAFairsModelError, ValueError, KeyError, TypeError):
             return None
-        return engine if stored == key else None
 
-    def store(self, key: EngineKey, engine: bytes, metadata: dict[str, str] | None = None) -> Path:
-        """Write ``engine`` and its sidecar atomically (temporary files, then rename)."""
+    def store(self, key: EngineKey, engine: bytes, metadata: Mapping[str, str] | None = None) -> Path:
+        """Write ``engine`` and its sidecar, each atomically; the engine first, so a sidecar means a whole engine."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        path, sidecar = self.engine_path(key), self.sidecar_path(key)
-        for target, data in ((path, bytes(engine)), (sidecar, json.dumps({"key": key.to_dict(), "metadata": metadata or {}}, indent=2, sort_keys=True).encode())):
-            temporary = target.with_name(target.name + f".tmp{os.getpid()}")
-            temporary.write_bytes(data)
-            os.replace(temporary, target)
+        path = self.engine_path(key)
+        _write_atomic(path, bytes(engine))
+        write_engine_sidecar(path, metadata or {}, key)
         return path
 
     def metadata(self, key: EngineKey) -> dict[str, str]:
         """The ``fairs.*`` metadata stored beside the engine of ``key``."""
-        return dict(json.loads(self.sidecar_path(key).read_text()).get("metadata", {}))
+        return read_engine_sidecar(self.engine_path(key)).props
 
     def key_for(
         self,
@@ -211,17 +291,19 @@ class EngineCache:
         """The cached engine for ``onnx_path`` here, built (and stored) on a miss.
 
         The timing cache defaults to ``<directory>/timing.cache``; ``builder`` defaults
-        to :func:`build_engine` (tests pass a stand-in to check the caching logic);
-        ``gpu`` and ``trt_version`` default to this machine's.
+        to :func:`fairs_sdk.export.trt_build.build_engine` (imported only on a miss; tests
+        pass a stand-in to check the caching logic); ``gpu`` and ``trt_version`` default
+        to this machine's.
         """
         props = read_onnx_props(onnx_path)
-        input_size = _input_size(props, onnx_path)
-        key = self.key_for(onnx_path, precision, input_size, max_batch, opt_batch, gpu=gpu, trt_version=trt_version)
+        spec = _input_spec(props, onnx_path)
+        key = self.key_for(onnx_path, precision, spec.input_size, max_batch, opt_batch, gpu=gpu, trt_version=trt_version)
         found = self.lookup(key)
         if found is not None:
             return found
-        build = builder or build_engine
-        engine = build(
+        if builder is None:
+            from fairs_sdk.export.trt_build import build_engine as builder
+        engine = builder(
             onnx_path,
             precision=precision,
             max_batch=max_batch,
@@ -229,28 +311,24 @@ class EngineCache:
             calibrator=calibrator,
             timing_cache_path=timing_cache_path or self.directory / "timing.cache",
         )
-        metadata = {**props, _META_PREFIX + "precision": precision}
-        return self.store(key, engine, metadata)
+        return self.store(key, engine, {**props, _META_PREFIX + "precision": precision})
 
 
 def read_onnx_props(onnx_path: str | Path) -> dict[str, str]:
     """``metadata_props`` of an ONNX file, through ``onnx`` if installed, else ONNX Runtime."""
     try:
         import onnx
-
-        model = onnx.load(str(onnx_path), load_external_data=False)
-        return {p.key: p.value for p in model.metadata_props}
     except ImportError:
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         return dict(session.get_modelmeta().custom_metadata_map)
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
 
 
-def _input_size(props: dict[str, str], source: str | Path) -> int:
-    from fairs_sdk.model_format import ModelMetadata
-
-    return ModelMetadata.from_props(props, source=str(source)).input_spec.input_size
+def _input_spec(props: Mapping[str, str], source: str | Path) -> InputSpec:
+    return ModelMetadata.from_props(props, source=str(source)).input_spec
 
 
 # -- TensorRT and CUDA: imported lazily -----------------------------------------------
@@ -285,6 +363,10 @@ def _check(result: Any) -> Any:
     return values[0] if len(values) == 1 else (tuple(values) or None)
 
 
+def _logger(trt):
+    return trt.Logger(trt.Logger.WARNING)
+
+
 def tensorrt_version() -> str:
     """The installed TensorRT version string."""
     return str(_tensorrt().__version__)
@@ -301,189 +383,21 @@ def gpu_info(device: int = 0) -> GpuInfo:
     return GpuInfo(name=name, compute_capability=(int(props.major), int(props.minor)))
 
 
-def _logger(trt):
-    return trt.Logger(trt.Logger.WARNING)
-
-
-def _attention_prefixes(onnx_path: str | Path) -> list[str]:
-    """Node-name prefixes of the attention modules, from the export metadata."""
-    from fairs_sdk.model_format import ModelMetadata
-
-    meta = ModelMetadata.from_props(read_onnx_props(onnx_path), source=str(onnx_path))
-    return list(meta.extra.get("attention_scopes") or [])
-
-
-def _force_fp32(trt, network, prefixes: Sequence[str]) -> int:
-    """Pin the floating-point layers whose names start with ``prefixes`` to fp32; returns their count."""
-    floating = (trt.float32, trt.float16)
-    pinned = 0
-    for index in range(network.num_layers):
-        layer = network.get_layer(index)
-        if not layer.name.startswith(tuple(prefixes)):
-            continue
-        outputs = [layer.get_output(i) for i in range(layer.num_outputs)]
-        if not outputs or any(out.dtype not in floating for out in outputs):
-            continue  # shape arithmetic (int64) and the like keep their own types
-        layer.precision = trt.float32
-        for i in range(layer.num_outputs):
-            layer.set_output_type(i, trt.float32)
-        pinned += 1
-    return pinned
-
-
-def _has_qdq(trt, network) -> bool:
-    return any(
-        network.get_layer(i).type in (trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE) for i in range(network.num_layers)
-    )
-
-
-def build_engine(
-    onnx_path: str | Path,
-    precision: str = "fp16",
-    max_batch: int = 1,
-    opt_batch: int = 1,
-    min_batch: int = 1,
-    calibrator: Any = None,
-    timing_cache_path: str | Path | None = None,
-    fp32_prefixes: Sequence[str] | None = None,
-    workspace_bytes: int = 4 << 30,
-) -> bytes:
-    """Serialized TensorRT engine of ``onnx_path``.
-
-    Args:
-        precision: "fp32", "fp16", or "int8" (int8 also allows fp16 where faster). int8
-            needs ``calibrator`` (see :func:`make_calibrator`) unless the ONNX file is
-            already quantised (QDQ nodes, e.g. from ``fairs-export quantize --precision int8``).
-        max_batch, opt_batch, min_batch: optimisation profile over the dynamic N axis;
-            a fixed-batch ONNX file needs all three to equal its N.
-        timing_cache_path: read if it exists, written after the build.
-        fp32_prefixes: layer-name prefixes kept fp32 (default: the attention scopes of the
-            export metadata), enforced with OBEY_PRECISION_CONSTRAINTS.
-    Raises:
-        ValueError: bad precision or batch, parse errors, int8 without calibration.
-        RuntimeError: the builder failed.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if not 1 <= min_batch <= opt_batch <= max_batch:
-        raise ValueError(f"need 1 <= min_batch <= opt_batch <= max_batch, got {min_batch}, {opt_batch}, {max_batch}")
-    trt = _tensorrt()
-    logger = _logger(trt)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ValueError(f"TensorRT cannot parse {onnx_path}: {errors}")
-
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
-
-    tensor = network.get_input(0)
-    if tensor.name != INPUT_NAME:
-        raise ValueError(f"{onnx_path}: input is named {tensor.name!r}, not {INPUT_NAME!r}")
-    _, channels, height, width = tuple(tensor.shape)
-    if tensor.shape[0] != -1 and not min_batch == opt_batch == max_batch == tensor.shape[0]:
-        raise ValueError(f"{onnx_path} has a fixed batch of {tensor.shape[0]}; set min/opt/max batch to it")
-    profile = builder.create_optimization_profile()
-    profile.set_shape(
-        INPUT_NAME,
-        (min_batch, channels, height, width),
-        (opt_batch, channels, height, width),
-        (max_batch, channels, height, width),
-    )
-    config.add_optimization_profile(profile)
-
-    if precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    if precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        if calibrator is not None:
-            config.int8_calibrator = calibrator
-            config.set_calibration_profile(profile)
-        elif not _has_qdq(trt, network):
-            raise ValueError("int8 needs a calibrator (make_calibrator on real crops) or a QDQ-quantised ONNX file")
-    if precision != "fp32":
-        prefixes = _attention_prefixes(onnx_path) if fp32_prefixes is None else list(fp32_prefixes)
-        if prefixes and _force_fp32(trt, network, prefixes):
-            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-
-    timing_cache = None
-    if timing_cache_path is not None:
-        timing_path = Path(timing_cache_path)
-        data = timing_path.read_bytes() if timing_path.is_file() else b""
-        timing_cache = config.create_timing_cache(data)
-        config.set_timing_cache(timing_cache, ignore_mismatch=False)
-
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise RuntimeError(f"TensorRT failed to build a {precision} engine from {onnx_path} (see the log above)")
-    if timing_cache is not None:
-        timing_path.parent.mkdir(parents=True, exist_ok=True)
-        timing_path.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
-    return bytes(memoryview(serialized))
-
-
-def make_calibrator(inputs: np.ndarray, batch_size: int = 8, cache_path: str | Path | None = None):
-    """A ``trt.IInt8EntropyCalibrator2`` over (N, 4, S, S) float32 real crops.
-
-    The calibration table is read from / written to ``cache_path`` when given.
-    (Implicit int8 calibration is deprecated in recent TensorRT 10 releases in favour of
-    QDQ models; both are supported by :func:`build_engine`.)
-    """
-    trt = _tensorrt()
-    cudart = _cudart()
-    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-    if inputs.ndim != 4 or inputs.shape[1] != 4 or len(inputs) == 0:
-        raise ValueError(f"calibration inputs must be (N, 4, S, S) with N > 0, got {inputs.shape}")
-
-    class _Calibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.position = 0
-            self.nbytes = batch_size * inputs[0].nbytes
-            self.device = _check(cudart.cudaMalloc(self.nbytes))
-
-        def get_batch_size(self) -> int:
-            return batch_size
-
-        def get_batch(self, names: list[str]) -> list[int] | None:
-            if self.position + batch_size > len(inputs):
-                return None
-            chunk = np.ascontiguousarray(inputs[self.position : self.position + batch_size])
-            self.position += batch_size
-            _check(cudart.cudaMemcpy(self.device, chunk.ctypes.data, chunk.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
-            return [int(self.device)]
-
-        def read_calibration_cache(self) -> bytes | None:
-            if cache_path is not None and Path(cache_path).is_file():
-                return Path(cache_path).read_bytes()
-            return None
-
-        def write_calibration_cache(self, cache: Any) -> None:
-            if cache_path is not None:
-                Path(cache_path).write_bytes(bytes(memoryview(cache)))
-
-        def __del__(self) -> None:
-            try:
-                cudart.cudaFree(self.device)
-            except Exception:
-                pass
-
-    if len(inputs) < batch_size:
-        raise ValueError(f"need at least one full calibration batch: {len(inputs)} crops < batch_size {batch_size}")
-    return _Calibrator()
-
-
 class TensorRTEngine:
     """Run a serialized FAIRS engine on CUDA device ``device``.
 
-    ``engine`` is a path to a ``.engine`` file or its bytes. Call with (N, 4, S, S)
-    float32 (raw RGB 0..255 + SFG); returns (N, 1, S, S) float32 probabilities. Inputs
-    larger than the profile's max batch run in chunks.
+    ``engine`` is a path to a ``.engine`` file or its bytes. Call with (N, C, S, S)
+    float32 (the model's declared channels, RGB raw 0..255); returns (N, 1, S, S)
+    float32 probabilities. C and S are read from the engine's optimisation profile;
+    ``spec`` (the model's :class:`InputSpec`), when given, must agree with them.
+    Inputs larger than the profile's max batch run in chunks.
+
+    Attributes:
+        channels, size: C and S of the input.
+        min_batch, max_batch: the profile's range of N (smaller chunks are zero-padded).
     """
 
-    def __init__(self, engine: str | Path | bytes, device: int = 0) -> None:
+    def __init__(self, engine: str | Path | bytes, device: int = 0, spec: InputSpec | None = None) -> None:
         trt = _tensorrt()
         self._cudart = cudart = _cudart()
         _check(cudart.cudaSetDevice(device))
@@ -495,25 +409,33 @@ class TensorRTEngine:
         names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
         if names != {INPUT_NAME, OUTPUT_NAME}:
             raise ValueError(f"engine tensors {sorted(names)} are not the FAIRS I/O {INPUT_NAME!r}, {OUTPUT_NAME!r}")
+        if self.engine.get_tensor_mode(INPUT_NAME) != trt.TensorIOMode.INPUT:
+            raise ValueError(f"engine tensor {INPUT_NAME!r} is not an input")
         for name in names:
             if self.engine.get_tensor_dtype(name) != trt.float32:
                 raise ValueError(f"engine tensor {name} is {self.engine.get_tensor_dtype(name)}, expected float32")
+        min_shape, _, max_shape = (tuple(int(v) for v in shape) for shape in self.engine.get_tensor_profile_shape(INPUT_NAME, 0))
+        self.min_batch = min_shape[0]
+        self.max_batch, self.channels, self.size, _ = max_shape
+        if spec is not None and (self.channels, self.size) != (spec.channel_count, spec.input_size):
+            raise ValueError(
+                f"engine takes (N, {self.channels}, {self.size}, {self.size}); the model's metadata declares "
+                f"(N, {spec.channel_count}, {spec.input_size}, {spec.input_size}) for {list(spec.input_channels)}"
+            )
         self.context = self.engine.create_execution_context()
-        _, _, max_shape = self.engine.get_tensor_profile_shape(INPUT_NAME, 0)
-        self.max_batch, _, self.size, _ = (int(v) for v in max_shape)
-        self.min_batch = int(self.engine.get_tensor_profile_shape(INPUT_NAME, 0)[0][0])
-        self._in_bytes = self.max_batch * 4 * self.size * self.size * 4
-        self._out_bytes = self.max_batch * 1 * self.size * self.size * 4
+        plane = self.size * self.size * _FLOAT32_BYTES
         self._stream = _check(cudart.cudaStreamCreate())
-        self._d_in = _check(cudart.cudaMalloc(self._in_bytes))
-        self._d_out = _check(cudart.cudaMalloc(self._out_bytes))
+        self._d_in = _check(cudart.cudaMalloc(self.max_batch * self.channels * plane))
+        self._d_out = _check(cudart.cudaMalloc(self.max_batch * plane))
         self.context.set_tensor_address(INPUT_NAME, int(self._d_in))
         self.context.set_tensor_address(OUTPUT_NAME, int(self._d_out))
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities."""
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
-        if inputs.ndim != 4 or inputs.shape[1:] != (4, self.size, self.size):
-            raise ValueError(f"expected (N, 4, {self.size}, {self.size}) float32, got {inputs.shape}")
+        expected = (self.channels, self.size, self.size)
+        if inputs.ndim != 4 or inputs.shape[1:] != expected:
+            raise ValueError(f"expected (N, {', '.join(map(str, expected))}) float32, got {inputs.shape}")
         outputs = [self._run(inputs[i : i + self.max_batch]) for i in range(0, len(inputs), self.max_batch)]
         return np.concatenate(outputs) if outputs else np.zeros((0, 1, self.size, self.size), np.float32)
 

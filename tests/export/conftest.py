@@ -1,7 +1,9 @@
-"""Shared fixtures: a tiny random FAIRS model saved as a checkpoint, its ONNX file, real crops."""
+"""Shared fixtures: a tiny random FAIRS model saved as a checkpoint, its ONNX file, real crops,
+and a tiny 6-channel network (rgb, sfg, positive_clicks, negative_clicks) with its files."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +13,12 @@ import torch
 from fairs_sdk.config import InputSpec
 from fairs_sdk.training.model import ModelConfig, build_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_models import SIX_SPEC, SIZE, tiny_checkpoint  # noqa: E402
+
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 COCO = DATA / "train" / "coco_mval"
 DAVIS = DATA / "dev" / "davis345"
-SIZE = 64
 
 
 def tiny_state(seed: int = 0) -> dict:
@@ -123,3 +127,46 @@ def int8_onnx(fp32_onnx, calibration_inputs) -> Path:
     from fairs_sdk.export.quantize import quantize_int8
 
     return quantize_int8(fp32_onnx, fp32_onnx.with_name("tiny_int8.onnx"), calibration_inputs)
+
+
+@pytest.fixture(scope="session")
+def six_checkpoint():
+    """A :class:`TinyNet` taking the 6 planes of :data:`SIX_SPEC`."""
+    return tiny_checkpoint(SIX_SPEC)
+
+
+@pytest.fixture(scope="session")
+def six_onnx(six_checkpoint, tmp_path_factory) -> Path:
+    from fairs_sdk.export.onnx_export import export_onnx
+
+    return export_onnx(six_checkpoint, tmp_path_factory.mktemp("six") / "six_fp32.onnx")
+
+
+@pytest.fixture(scope="session")
+def six_real_inputs(coco_dir) -> np.ndarray:
+    """(6, 6, 64, 64) float32: the crops of ``real_inputs`` with simulated corrective clicks."""
+    from fairs_sdk.export.samples import stack_inputs
+
+    return stack_inputs(coco_dir, SIX_SPEC, count=6, stride=97)
+
+
+@pytest.fixture(scope="session")
+def six_calibration_inputs(coco_dir) -> np.ndarray:
+    """(16, 6, 64, 64) float32 calibration crops (those of ``calibration_inputs``) with clicks."""
+    from fairs_sdk.export.samples import stack_inputs
+
+    return stack_inputs(coco_dir, SIX_SPEC, count=16, stride=41, start=20)
+
+
+@pytest.fixture(scope="session")
+def six_fp16_onnx(six_onnx) -> Path:
+    from fairs_sdk.export.quantize import convert_fp16
+
+    return convert_fp16(six_onnx, six_onnx.with_name("six_fp16.onnx"))
+
+
+@pytest.fixture(scope="session")
+def six_int8_onnx(six_onnx, six_calibration_inputs) -> Path:
+    from fairs_sdk.export.quantize import quantize_int8
+
+    return quantize_int8(six_onnx, six_onnx.with_name("six_int8.onnx"), six_calibration_inputs)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import SIX_CHANNELS, six_channel_state
 
-from fairs_sdk.export.checkpoint import CheckpointError, config_digest, load_checkpoint
+from fairs_sdk.export.checkpoint import CheckpointError, config_digest, declared_channels, load_checkpoint
 
 SIZE = 64  # conftest's tiny model input size
 
@@ -71,3 +72,48 @@ def test_weights_of_another_model(tmp_path, tiny_state) -> None:
     torch.save(state, path)
     with pytest.raises(CheckpointError, match="weights do not fit"):
         load_checkpoint(path)
+
+
+# -- input channels (SPEC 1b) ------------------------------------------------------------
+
+SIX = list(SIX_CHANNELS)
+
+
+def test_checkpoint_carries_its_input_channels(tmp_path, tiny_state) -> None:
+    path = tmp_path / "six.pt"
+    torch.save(six_channel_state(tiny_state()), path)
+    loaded = load_checkpoint(path)
+    assert loaded.input_spec.input_channels == tuple(SIX), f"input channels {loaded.input_spec.input_channels}"
+    assert loaded.input_spec.channel_count == 6, f"channel count {loaded.input_spec.channel_count}"
+
+
+def test_checkpoint_without_channels_takes_rgb_sfg(tmp_path, tiny_state) -> None:
+    state = tiny_state()
+    state["config"]["input"].pop("input_channels", None)
+    path = tmp_path / "old.pt"
+    torch.save(state, path)
+    assert load_checkpoint(path).input_spec.input_channels == ("rgb", "sfg"), "an old checkpoint must read as rgb, sfg"
+
+
+def test_channels_that_the_network_does_not_take(tmp_path, tiny_state) -> None:
+    """A 4-plane network whose input spec declares 6 planes is refused, whatever part of the config says 4."""
+    state = tiny_state()
+    state["config"]["input"]["input_channels"] = SIX
+    path = tmp_path / "mismatch.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="two different input channel lists|takes 4 input planes"):
+        load_checkpoint(path)
+
+
+def test_declared_channels_from_either_section() -> None:
+    assert declared_channels({}, {}) == ("rgb", "sfg"), "no declaration must mean rgb, sfg"
+    assert declared_channels({"input_channels": SIX}, {}) == tuple(SIX), "model.input_channels ignored"
+    assert declared_channels({}, {"input_channels": SIX}) == tuple(SIX), "input.input_channels ignored"
+    assert declared_channels({"input_channels": SIX}, {"input_channels": SIX}) == tuple(SIX), "agreeing sections refused"
+
+
+def test_declared_channels_must_agree() -> None:
+    with pytest.raises(CheckpointError, match="two different input channel lists"):
+        declared_channels({"input_channels": SIX}, {"input_channels": ["rgb", "sfg"]})
+    with pytest.raises(CheckpointError, match="must be a list"):
+        declared_channels({"input_channels": "rgb,sfg"}, {})

@@ -75,3 +75,19 @@ def test_compare_prints_a_table(fp32_onnx, fp16_onnx, tmp_path, capsys) -> None:
     assert code == 0 and "objects: 3" in printed, f"exit {code}: {printed}"
     rows = [line for line in printed.splitlines() if line.startswith("| tiny_")]
     assert len(rows) == 2 and "| fp16 |" in rows[1] and "+0.00" in rows[0], f"table rows: {rows}"
+
+
+def test_onnx_exports_a_six_channel_checkpoint(tiny_state, tmp_path, capsys, monkeypatch) -> None:
+    """No data folder: the parity check runs on random images encoded for the 6 declared channels."""
+    from tiny_models import six_channel_state
+
+    import fairs_sdk.export.cli as cli
+
+    monkeypatch.setattr(cli, "_default_data", lambda: None)
+    torch.save(six_channel_state(tiny_state()), tmp_path / "six.pt")
+    out = tmp_path / "six.onnx"
+    code = main(["onnx", str(tmp_path / "six.pt"), "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, f"exit {code}: {printed}"
+    assert "rgb, sfg, positive_clicks, negative_clicks" in printed and "random images" in printed, printed
+    assert read_metadata(out).input_spec.channel_count == 6, "exported metadata does not declare 6 planes"

@@ -99,3 +99,62 @@ def test_rejects_a_gaussian_guided_model(checkpoint, tmp_path) -> None:
 def test_skip_decoder_model_exports_with_parity(decoder_checkpoint, decoder_onnx, real_inputs) -> None:
     diff = check_parity(decoder_checkpoint, decoder_onnx, real_inputs)
     assert diff <= PARITY_ATOL, f"decoder model: max abs probability difference {diff:.3g}"
+
+
+# -- models that declare their input channels (SPEC 1b) ----------------------------------
+
+
+def test_six_channel_model_takes_six_planes(six_onnx) -> None:
+    shape = onnxruntime_session(six_onnx).get_inputs()[0].shape
+    assert shape[1:] == [6, 64, 64] and isinstance(shape[0], str), f"input shape {shape}: want [N, 6, 64, 64]"
+
+
+def test_six_channel_model_exports_with_parity(six_checkpoint, six_onnx, six_real_inputs) -> None:
+    click_planes = six_real_inputs[:, 4:6]
+    assert click_planes.max() > 0.5, "the parity crops of a click model carry no click: the click planes go unchecked"
+    diff = check_parity(six_checkpoint, six_onnx, six_real_inputs)
+    assert diff <= PARITY_ATOL, f"6-channel model: max abs probability difference {diff:.3g}"
+
+
+def test_metadata_round_trips_input_channels(six_onnx) -> None:
+    spec = read_metadata(six_onnx).input_spec
+    assert spec.input_channels == ("rgb", "sfg", "positive_clicks", "negative_clicks"), f"channels {spec.input_channels}"
+    assert spec.channel_count == 6, f"channel count {spec.channel_count}"
+
+
+def test_metadata_without_channels_reads_as_rgb_sfg(fp32_onnx, tmp_path) -> None:
+    """A file exported before models declared channels has no input_channels: it takes rgb, sfg."""
+    import json
+
+    model = onnx.load(str(fp32_onnx))
+    for prop in model.metadata_props:
+        if prop.key == "fairs.input_spec":
+            spec = json.loads(prop.value)
+            del spec["input_channels"]
+            prop.value = json.dumps(spec)
+    old = tmp_path / "old.onnx"
+    onnx.save(model, str(old))
+    spec = read_metadata(old).input_spec
+    assert spec.input_channels == ("rgb", "sfg") and spec.channel_count == 4, f"old metadata read as {spec.input_channels}"
+
+
+def test_export_refuses_a_network_of_another_channel_count(tmp_path) -> None:
+    from tiny_models import SIX_SPEC, tiny_checkpoint
+
+    four_channel_net = tiny_checkpoint(SIX_SPEC, channels=4)
+    with pytest.raises(ValueError, match=r"does not run on the \(1, 6, 64, 64\) input"):
+        export_onnx(four_channel_net, tmp_path / "wrong.onnx")
+    assert not (tmp_path / "wrong.onnx").exists(), "a refused export must not leave a file"
+
+
+def test_rgb_need_not_come_first(tmp_path, real_inputs) -> None:
+    """A model declaring (sfg, rgb) gets its RGB planes normalised where they are."""
+    from tiny_models import SIZE, tiny_checkpoint
+
+    from fairs_sdk.config import InputSpec
+
+    checkpoint = tiny_checkpoint(InputSpec(input_size=SIZE, input_channels=("sfg", "rgb")))
+    path = export_onnx(checkpoint, tmp_path / "sfg_first.onnx")
+    reordered = np.ascontiguousarray(real_inputs[:, [3, 0, 1, 2]])
+    diff = check_parity(checkpoint, path, reordered)
+    assert diff <= PARITY_ATOL, f"(sfg, rgb) model: max abs probability difference {diff:.3g}"

@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
+from fairs_sdk.config import InputSpec
 from fairs_sdk.export.onnx_export import onnxruntime_session, read_metadata, run_onnx
 from fairs_sdk.export.quantize import CropCalibrationReader, attention_nodes, quantize_int8
 
@@ -124,12 +125,12 @@ def test_fp16_attention_never_rounds_through_fp16(fp16_onnx) -> None:
 
 
 def test_calibration_reader_rejects_bad_shape() -> None:
-    with pytest.raises(ValueError, match=r"\(N, 4, S, S\)"):
-        CropCalibrationReader(np.zeros((2, 3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"\(N, 4, 16, 16\)"):
+        CropCalibrationReader(np.zeros((2, 3, 16, 16), np.float32), InputSpec(input_size=16))
 
 
 def test_calibration_reader_batches_and_rewinds() -> None:
-    reader = CropCalibrationReader(np.zeros((5, 4, 8, 8), np.float32), batch=2)
+    reader = CropCalibrationReader(np.zeros((5, 4, 16, 16), np.float32), InputSpec(input_size=16), batch=2)
     shapes = []
     while (item := reader.get_next()) is not None:
         shapes.append(item["input"].shape[0])
@@ -140,3 +141,51 @@ def test_calibration_reader_batches_and_rewinds() -> None:
 def test_unknown_calibration_method(fp32_onnx, tmp_path, calibration_inputs) -> None:
     with pytest.raises(ValueError, match="unknown calibration method"):
         quantize_int8(fp32_onnx, tmp_path / "x.onnx", calibration_inputs, method="magic")
+
+
+# -- a 6-channel model (rgb, sfg, positive_clicks, negative_clicks) ----------------------
+
+
+@pytest.fixture(scope="module")
+def six_fp32_out(six_onnx, six_real_inputs) -> np.ndarray:
+    return run_onnx(onnxruntime_session(six_onnx), six_real_inputs)
+
+
+@pytest.mark.parametrize("fixture, precision", [("six_fp16_onnx", "fp16"), ("six_int8_onnx", "int8")])
+def test_six_channel_quantized_files_keep_their_channels(request, fixture: str, precision: str) -> None:
+    path = request.getfixturevalue(fixture)
+    shape = onnxruntime_session(path).get_inputs()[0].shape
+    assert shape[1:] == [6, 64, 64], f"{precision} file takes {shape}, want [N, 6, 64, 64]"
+    meta = read_metadata(path)
+    assert meta.precision == precision, f"metadata precision {meta.precision!r}"
+    assert meta.input_spec.input_channels == ("rgb", "sfg", "positive_clicks", "negative_clicks"), (
+        f"{precision} metadata lost the input channels: {meta.input_spec.input_channels}"
+    )
+
+
+def test_six_channel_fp16_close_to_fp32(six_fp16_onnx, six_real_inputs, six_fp32_out) -> None:
+    diff = np.abs(run_onnx(onnxruntime_session(six_fp16_onnx), six_real_inputs) - six_fp32_out)
+    assert diff.max() < 1e-2, f"6-channel fp16 vs fp32: max {diff.max():.3g}"
+
+
+def test_six_channel_int8_close_to_fp32(six_int8_onnx, six_real_inputs, six_fp32_out) -> None:
+    diff = np.abs(run_onnx(onnxruntime_session(six_int8_onnx), six_real_inputs) - six_fp32_out)
+    assert diff.mean() < 1e-2 and diff.max() < 0.1, f"6-channel int8 vs fp32: mean {diff.mean():.3g}, max {diff.max():.3g}"
+
+
+def test_six_channel_int8_sees_the_clicks(six_onnx, six_int8_onnx, six_real_inputs) -> None:
+    """Removing the click planes changes the int8 model's output as it changes the fp32 one's."""
+    without = six_real_inputs.copy()
+    without[:, 4:6] = 0.0
+    fp32, int8 = onnxruntime_session(six_onnx), onnxruntime_session(six_int8_onnx)
+    effect_fp32 = run_onnx(fp32, six_real_inputs) - run_onnx(fp32, without)
+    effect_int8 = run_onnx(int8, six_real_inputs) - run_onnx(int8, without)
+    assert np.abs(effect_fp32).max() > 1e-2, "the click planes do not reach the fp32 output: the test checks nothing"
+    assert np.abs(effect_int8 - effect_fp32).max() < 0.1, (
+        f"int8 answers clicks differently: max {np.abs(effect_int8 - effect_fp32).max():.3g}"
+    )
+
+
+def test_int8_refuses_calibration_of_another_channel_count(six_onnx, tmp_path, calibration_inputs) -> None:
+    with pytest.raises(ValueError, match=r"\(N, 6, 64, 64\)"):
+        quantize_int8(six_onnx, tmp_path / "x.onnx", calibration_inputs)
