@@ -1,9 +1,10 @@
 """CPU latency of the exported model: ONNX Runtime fp32, fp16 and int8 against PyTorch eager.
 
-The network is the default model's architecture (``training/configs/default_lite0.yaml``:
-EfficientNet-Lite0, DANet head 128 wide, output stride 8, its input size) with random
-weights (speed does not depend on them); int8 is calibrated on 16 real COCO crops. All
-four run the same real crop (batch 1) in the same process, with the same thread count.
+The network is the shipped default model's architecture (``training/configs/default_lite0_adamw.yaml``:
+EfficientNet-Lite0 at output stride 16, DANet head 128 wide, stride-4 skip decoder, its
+input size and input channels) with random weights (speed does not depend on them);
+int8 is calibrated on 16 real COCO crops encoded for those channels. All four run the
+same real crop (batch 1) in the same process, with the same thread count.
 
 Run: ``pytest benchmarks/test_export_speed.py``; ratios against the PyTorch reference are
 printed at the end.
@@ -29,17 +30,16 @@ from fairs_sdk.training.model import ModelConfig, build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "train" / "coco_mval"
-GROUP = "FAIRS default architecture (training/configs/default_lite0.yaml), batch 1, CPU"
+CONFIG = ROOT / "training" / "configs" / "default_lite0_adamw.yaml"
+GROUP = f"FAIRS default architecture ({CONFIG.relative_to(ROOT)}), batch 1, CPU"
 
 
 def _default_architecture() -> tuple[ModelConfig, InputSpec]:
-    try:
-        from fairs_sdk.training.config import load_config
+    """The shipped model's ModelConfig (no pretrained weights) and InputSpec, from its training config."""
+    from fairs_sdk.training.config import load_config
 
-        config = load_config(ROOT / "training" / "configs" / "default_lite0.yaml")
-        return replace(config.model, pretrained=None), config.input
-    except Exception:  # config file or loader missing: the same architecture by hand
-        return ModelConfig("tf_efficientnet_lite0", "danet", 128, 8, None), InputSpec(input_size=384)
+    config = load_config(CONFIG)
+    return replace(config.model, pretrained=None), config.input
 
 
 @pytest.fixture(scope="module")
