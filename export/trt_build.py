@@ -26,7 +26,7 @@ import numpy as np
 
 from fairs_sdk.config import InputSpec
 from fairs_sdk.model_format import INPUT_NAME, ModelMetadata
-from fairs_sdk.trt import PRECISIONS, _check, _cudart, _logger, _tensorrt, read_onnx_props
+from fairs_sdk.trt import PRECISIONS, cuda_check, import_cudart, import_tensorrt, read_onnx_props, trt_logger
 
 from .samples import check_inputs
 
@@ -110,8 +110,8 @@ def build_engine(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     meta = ModelMetadata.from_props(read_onnx_props(onnx_path), source=str(onnx_path))
     shapes = profile_shapes(meta.input_spec, min_batch, opt_batch, max_batch)
-    trt = _tensorrt()
-    logger = _logger(trt)
+    trt = import_tensorrt()
+    logger = trt_logger(trt)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
     parser = trt.OnnxParser(network, logger)
@@ -173,14 +173,14 @@ def make_calibrator(
     inputs = check_inputs(inputs, spec, what="calibration inputs")
     if batch_size < 1 or len(inputs) < batch_size:
         raise ValueError(f"need at least one full calibration batch: {len(inputs)} crops, batch_size {batch_size}")
-    trt = _tensorrt()
-    cudart = _cudart()
+    trt = import_tensorrt()
+    cudart = import_cudart()
 
     class _Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
             self.position = 0
-            self.device = _check(cudart.cudaMalloc(batch_size * inputs[0].nbytes))
+            self.device = cuda_check(cudart.cudaMalloc(batch_size * inputs[0].nbytes))
 
         def get_batch_size(self) -> int:
             return batch_size
@@ -190,7 +190,7 @@ def make_calibrator(
                 return None
             chunk = np.ascontiguousarray(inputs[self.position : self.position + batch_size])
             self.position += batch_size
-            _check(cudart.cudaMemcpy(self.device, chunk.ctypes.data, chunk.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+            cuda_check(cudart.cudaMemcpy(self.device, chunk.ctypes.data, chunk.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
             return [int(self.device)]
 
         def read_calibration_cache(self) -> bytes | None:

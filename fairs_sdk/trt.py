@@ -44,13 +44,17 @@ __all__ = [
     "EngineSidecar",
     "GpuInfo",
     "TensorRTEngine",
+    "cuda_check",
     "engine_metadata_path",
     "file_sha256",
     "gpu_info",
+    "import_cudart",
+    "import_tensorrt",
     "read_engine_metadata",
     "read_engine_sidecar",
     "read_onnx_props",
     "tensorrt_version",
+    "trt_logger",
     "write_engine_sidecar",
 ]
 
@@ -149,11 +153,6 @@ class EngineSidecar:
 
     props: dict[str, str]
     key: dict[str, Any] | None = None
-
-    @property
-    def metadata(self) -> ModelMetadata:
-        """``props`` parsed (:class:`NotAFairsModelError` if they are not a FAIRS model's)."""
-        return ModelMetadata.from_props(self.props)
 
 
 def engine_metadata_path(engine_path: str | os.PathLike) -> Path:
@@ -334,7 +333,8 @@ def _input_spec(props: Mapping[str, str], source: str | Path) -> InputSpec:
 # -- TensorRT and CUDA: imported lazily -----------------------------------------------
 
 
-def _tensorrt():
+def import_tensorrt():
+    """The ``tensorrt`` module (10 or newer); ImportError saying what to install otherwise."""
     try:
         import tensorrt
     except ImportError as error:
@@ -344,7 +344,8 @@ def _tensorrt():
     return tensorrt
 
 
-def _cudart():
+def import_cudart():
+    """cuda-python's CUDA runtime bindings; ImportError saying what to install otherwise."""
     try:
         from cuda.bindings import runtime as cudart
     except ImportError:
@@ -355,7 +356,7 @@ def _cudart():
     return cudart
 
 
-def _check(result: Any) -> Any:
+def cuda_check(result: Any) -> Any:
     """Unpack a cuda-python call's (error, *values), raising on an error."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
@@ -363,20 +364,21 @@ def _check(result: Any) -> Any:
     return values[0] if len(values) == 1 else (tuple(values) or None)
 
 
-def _logger(trt):
+def trt_logger(trt):
+    """A TensorRT logger printing warnings and errors."""
     return trt.Logger(trt.Logger.WARNING)
 
 
 def tensorrt_version() -> str:
     """The installed TensorRT version string."""
-    return str(_tensorrt().__version__)
+    return str(import_tensorrt().__version__)
 
 
 def gpu_info(device: int = 0) -> GpuInfo:
     """Name and compute capability of CUDA device ``device``."""
-    cudart = _cudart()
+    cudart = import_cudart()
     try:
-        props = _check(cudart.cudaGetDeviceProperties(device))
+        props = cuda_check(cudart.cudaGetDeviceProperties(device))
     except RuntimeError as error:
         raise RuntimeError(f"no usable CUDA GPU {device} for TensorRT: {error}") from None
     name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
@@ -398,11 +400,11 @@ class TensorRTEngine:
     """
 
     def __init__(self, engine: str | Path | bytes, device: int = 0, spec: InputSpec | None = None) -> None:
-        trt = _tensorrt()
-        self._cudart = cudart = _cudart()
-        _check(cudart.cudaSetDevice(device))
+        trt = import_tensorrt()
+        self._cudart = cudart = import_cudart()
+        cuda_check(cudart.cudaSetDevice(device))
         data = Path(engine).read_bytes() if isinstance(engine, (str, Path)) else bytes(engine)
-        self._runtime = trt.Runtime(_logger(trt))
+        self._runtime = trt.Runtime(trt_logger(trt))
         self.engine = self._runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise RuntimeError("TensorRT could not deserialize the engine (built for another TensorRT or GPU?)")
@@ -424,9 +426,9 @@ class TensorRTEngine:
             )
         self.context = self.engine.create_execution_context()
         plane = self.size * self.size * _FLOAT32_BYTES
-        self._stream = _check(cudart.cudaStreamCreate())
-        self._d_in = _check(cudart.cudaMalloc(self.max_batch * self.channels * plane))
-        self._d_out = _check(cudart.cudaMalloc(self.max_batch * plane))
+        self._stream = cuda_check(cudart.cudaStreamCreate())
+        self._d_in = cuda_check(cudart.cudaMalloc(self.max_batch * self.channels * plane))
+        self._d_out = cuda_check(cudart.cudaMalloc(self.max_batch * plane))
         self.context.set_tensor_address(INPUT_NAME, int(self._d_in))
         self.context.set_tensor_address(OUTPUT_NAME, int(self._d_out))
 
@@ -448,11 +450,11 @@ class TensorRTEngine:
         if not self.context.set_input_shape(INPUT_NAME, tuple(chunk.shape)):
             raise ValueError(f"engine rejects input shape {chunk.shape}")
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _check(cudart.cudaMemcpyAsync(self._d_in, chunk.ctypes.data, chunk.nbytes, h2d, self._stream))
+        cuda_check(cudart.cudaMemcpyAsync(self._d_in, chunk.ctypes.data, chunk.nbytes, h2d, self._stream))
         if not self.context.execute_async_v3(int(self._stream)):
             raise RuntimeError("TensorRT execution failed")
-        _check(cudart.cudaMemcpyAsync(out.ctypes.data, self._d_out, out.nbytes, d2h, self._stream))
-        _check(cudart.cudaStreamSynchronize(self._stream))
+        cuda_check(cudart.cudaMemcpyAsync(out.ctypes.data, self._d_out, out.nbytes, d2h, self._stream))
+        cuda_check(cudart.cudaStreamSynchronize(self._stream))
         return out[:count]
 
     def close(self) -> None:
