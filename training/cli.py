@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from fairs_sdk.extras import exit_on_missing_extra
+
 
 def _train(args: argparse.Namespace) -> int:
     from .config import load_config
@@ -145,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@exit_on_missing_extra("fairs-train")  # without torch & co.: one line, exit 2
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
