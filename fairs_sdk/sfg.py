@@ -8,13 +8,17 @@ Two implementations share one signature and one input check:
 
 - :func:`soft_focus_reference` follows the paper's equations step by step in
   plain NumPy, over the whole canvas.
-- :func:`soft_focus` is the fast one (Numba, parallel over rows, cached to disk).
-  It finds the potential's minimum with a few evaluations per row (the potential
-  is convex), then makes one pass over the output: potential, normalisation and
-  decay inside the box, and only the parts of the click Gaussians above
-  ``_GAUSSIAN_CUTOFF`` (Gaussians are separable, exp(a+b) = exp(a) exp(b)).
-  It equals the reference within 2e-6 (``_SINGLE_BOUND``, see the kernel) plus
-  ``_GAUSSIAN_CUTOFF``; the tests hold it to 1e-5.
+- :func:`soft_focus` is the fast one: a Numba kernel (parallel over rows, or its
+  serial twin on one thread; cached to disk). It finds the potential's minimum
+  with a few evaluations per row (the potential is convex), then makes one pass
+  over the output: potential, normalisation and decay inside the box, and only
+  the parts of the click Gaussians above ``_GAUSSIAN_CUTOFF`` (Gaussians are
+  separable, exp(a+b) = exp(a) exp(b)). It equals the reference within 2e-6
+  (``_SINGLE_BOUND``, see the kernel) plus ``_GAUSSIAN_CUTOFF``; the tests hold it
+  to 1e-5. Its first call in a process waits for the kernel to load or compile;
+  inside :func:`background_compile` calls are answered until then by a
+  vectorised NumPy version of the same steps (``_soft_focus_numpy``, also within
+  1e-5), so that a one-shot program does not wait seconds for the compiler.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import math
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Union
 
@@ -35,6 +40,9 @@ __all__ = [
     "SIGMA",
     "soft_focus",
     "soft_focus_reference",
+    "compile_kernel",
+    "background_compile",
+    "kernel_threads",
     "gaussian_fwhm",
     "n_ellipse_potential",
     "as_points",
@@ -227,6 +235,104 @@ def _potential_window(
     r0 = min(max(math.floor(y_min), 0), h - 1)
     r1 = min(max(math.ceil(y_max), 0), h - 1)
     return r0, r1, c0, c1
+
+
+def _kernel_args(
+    shape: tuple[int, int],
+    extreme_points: Points,
+    positive_clicks: Points,
+    negative_clicks: Points,
+    beta: float,
+    kappa: float,
+    sigma: float,
+) -> tuple:
+    """Checked input as the fast paths take it: (h, w, ep, pos, neg, beta, kappa, sigma, window, box).
+
+    ``box`` is (x_lo, x_hi, y_lo, y_hi), the integer pixels with min <= t <= max of the
+    extreme points (the mask B), clipped to the canvas (empty when lo > hi); ``window``
+    is :func:`_potential_window`. The point arrays are writable C-contiguous float64
+    and the integers Python ints: exactly the types the kernels are compiled for.
+    """
+    h, w, ep, pos, neg, beta, kappa, sigma = _check_inputs(
+        shape, extreme_points, positive_clicks, negative_clicks, beta, kappa, sigma
+    )
+    ep, pos, neg = (a if a.flags.writeable else a.copy() for a in (ep, pos, neg))
+    (x_min, y_min), (x_max, y_max) = ep.min(axis=0), ep.max(axis=0)
+    box = (
+        max(math.ceil(x_min), 0),
+        min(math.floor(x_max), w - 1),
+        max(math.ceil(y_min), 0),
+        min(math.floor(y_max), h - 1),
+    )
+    window = _potential_window(h, w, x_min, y_min, x_max, y_max)
+    return h, w, ep, pos, neg, beta, kappa, sigma, window, box
+
+
+# --------------------------------------------------------------------------- #
+# Vectorised NumPy path: what soft_focus serves until the Numba kernel is ready
+# --------------------------------------------------------------------------- #
+def _gaussian_span(centre: float, size: int, scale: float, radius: float) -> tuple[int, np.ndarray]:
+    """exp(scale (t - centre)^2) for the integers t in [0, size) within ``radius`` of ``centre``.
+
+    Returns the first such t and the (n,) float64 values; n = 0 when none is on the canvas.
+    """
+    lo = max(math.ceil(centre - radius), 0)
+    hi = min(math.floor(centre + radius), size - 1)
+    if hi < lo:
+        return 0, np.empty(0, dtype=np.float64)
+    t = np.arange(lo, hi + 1, dtype=np.float64)
+    return lo, np.exp(scale * (t - centre) ** 2)
+
+
+def _soft_focus_numpy(h, w, ep, pos, neg, beta, kappa, sigma, window, box) -> np.ndarray:
+    """psi as the Numba kernels compute it (same arguments, see :func:`_kernel_args`), in NumPy.
+
+    Vectorised over the potential's window only (the extreme points' box rounded
+    outwards): it holds the potential's minimum, a canvas corner holds its maximum
+    (it is convex), and outside the box pi_hat is 0. Click Gaussians are separable
+    outer products, evaluated where they exceed ``_GAUSSIAN_CUTOFF``. Returns (h, w)
+    float32, equal to the reference within ``_GAUSSIAN_CUTOFF`` plus rounding.
+    """
+    r0, r1, c0, c1 = window
+    x_lo, x_hi, y_lo, y_hi = box
+    out = np.zeros((h, w), dtype=np.float32)
+    # Steps 1-3: normalisation bounds over the whole canvas, from the window and the corners.
+    xs = np.arange(c0, c1 + 1, dtype=np.float64)[None, :]
+    ys = np.arange(r0, r1 + 1, dtype=np.float64)[:, None]
+    potential = n_ellipse_potential(xs, ys, ep, kappa)  # (rows, cols) of the window
+    corners = n_ellipse_potential(np.array([[0.0, w - 1.0]]), np.array([[0.0], [h - 1.0]]), ep, kappa)
+    r_max = 1.0 / max(float(potential.min()), _PI_FLOOR)
+    r_min = 1.0 / max(float(corners.max()), _PI_FLOOR)
+    scale = _FWHM_K / (sigma * sigma)
+    radius = math.sqrt(math.log(_GAUSSIAN_CUTOFF) / scale)
+    if x_lo <= x_hi and y_lo <= y_hi:
+        # Step 4 inside the box (the box lies inside the window), then eq. 2 there:
+        # outside the box pi_hat = 0 and min(0, 1 - g) stays 0.
+        if r_max == r_min:
+            pi_hat = np.ones((y_hi - y_lo + 1, x_hi - x_lo + 1))
+        else:
+            inner = potential[y_lo - r0 : y_hi - r0 + 1, x_lo - c0 : x_hi - c0 + 1]
+            pi_hat = np.clip((1.0 / np.maximum(inner, _PI_FLOOR) - r_min) / (r_max - r_min), 0.0, 1.0)
+        pi_hat **= beta
+        for cx, cy in neg:
+            i0, gy = _gaussian_span(cy, h, scale, radius)
+            j0, gx = _gaussian_span(cx, w, scale, radius)
+            i_lo, i_hi = max(i0, y_lo), min(i0 + gy.size - 1, y_hi)
+            j_lo, j_hi = max(j0, x_lo), min(j0 + gx.size - 1, x_hi)
+            if i_lo <= i_hi and j_lo <= j_hi:
+                region = pi_hat[i_lo - y_lo : i_hi - y_lo + 1, j_lo - x_lo : j_hi - x_lo + 1]
+                g = np.outer(gy[i_lo - i0 : i_hi - i0 + 1], gx[j_lo - j0 : j_hi - j0 + 1])
+                np.minimum(region, 1.0 - g, out=region)
+        out[y_lo : y_hi + 1, x_lo : x_hi + 1] = pi_hat
+    # Eq. 3 and step 7: max with the positive-click and extreme-point Gaussians.
+    # float64 -> float32 rounding is monotone, so it commutes with the maxima.
+    for cx, cy in np.concatenate([pos, ep]):
+        i0, gy = _gaussian_span(cy, h, scale, radius)
+        j0, gx = _gaussian_span(cx, w, scale, radius)
+        if gy.size and gx.size:
+            region = out[i0 : i0 + gy.size, j0 : j0 + gx.size]
+            np.maximum(region, np.outer(gy, gx), out=region, casting="same_kind")
+    return out
 
 
 _FAST = {"nnan", "ninf", "nsz"}  # inputs are checked finite; keeps IEEE rounding
@@ -442,9 +548,10 @@ def _box_columns(box):
     return np.arange(max(box[0], 0), max(box[1] + 1, 0)).astype(np.float64)
 
 
-# Two compiled twins, identical but for prange: rows in parallel (the default), and
-# serial, for processes forked from one that already ran OpenMP threads (GNU
-# OpenMP aborts there). Values go straight to float32: rounding is monotone, so it
+# Two compiled twins, identical but for prange: rows in parallel, for calls on more
+# than one Numba thread, and serial, for calls on one thread (a Segmenter on a CPU)
+# and for processes forked from one that already ran OpenMP threads (GNU OpenMP
+# aborts there). Values go straight to float32: rounding is monotone, so it
 # commutes with the min/max compositions and the result equals round(psi).
 @numba.njit(parallel=True, **_JIT)
 def _kernel_parallel(h, w, ep, pos, neg, beta, kappa, sigma, window, box):
@@ -466,26 +573,103 @@ def _kernel_serial(h, w, ep, pos, neg, beta, kappa, sigma, window, box):
     return out
 
 
+# --------------------------------------------------------------------------- #
+# Which path serves a call: the Numba kernel, or NumPy while it compiles
+# --------------------------------------------------------------------------- #
+# Compiling a kernel takes seconds (about 2 s serial, 4 s parallel on a quiet 2-core
+# machine); loading it from Numba's disk cache about 0.1 s. The first call that wants
+# a kernel starts a daemon thread that loads or compiles it, and waits for it: every
+# call runs the kernel, so results are the same bit for bit from the first call on
+# (training resumes exactly). Inside background_compile(), calls do not wait but
+# are answered by _soft_focus_numpy until the kernel is ready (within 1e-5 of it).
+_KERNELS = {"serial": _kernel_serial, "parallel": _kernel_parallel}
+_state_lock = threading.Lock()
+_ready: set[str] = set()  # kernels compiled or loaded in this process
+_started: dict[str, threading.Event] = {}  # kernel -> set when its compile thread ends
+_failed: dict[str, Exception] = {}
 _forked = False
+_numba_off = False  # forked while a compile ran: Numba's compiler lock may stay held
+_background = 0  # open background_compile() blocks: answer from NumPy instead of waiting
 _workqueue_lock = threading.Lock()
 
 
-def _mark_forked() -> None:
-    global _forked
-    _forked = True
+def _before_fork() -> None:
+    _state_lock.acquire()
 
 
-os.register_at_fork(after_in_child=_mark_forked)
+def _after_fork_in_parent() -> None:
+    _state_lock.release()
 
 
-def _run_kernel(*args):
-    """The parallel kernel where it is safe, else the serial one.
+def _after_fork_in_child() -> None:
+    """Forked children run serially, and not at all on Numba if a compile was running.
 
-    Forked children run serially. Numba's fallback "workqueue" threading layer
-    (used when neither TBB nor OpenMP is present) is not thread-safe: calls to it
-    are serialised with a lock.
+    The compile thread does not exist in the child; it may have held Numba's compiler
+    lock, which would then never be released, so such a child stays on NumPy.
     """
-    if _forked:
+    global _forked, _numba_off, _state_lock
+    _forked = True
+    if any(not done.is_set() for done in _started.values()):
+        _numba_off = True
+    _state_lock = threading.Lock()
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
+
+
+def _signature() -> tuple:
+    """The Numba types of the kernels' arguments as :func:`_kernel_args` makes them."""
+    args = _kernel_args((2, 2), [(0.0, 0.0), (1.0, 1.0)], (), (), BETA, KAPPA, SIGMA)
+    return tuple(numba.typeof(a) for a in args)
+
+
+def _compile(name: str, done: threading.Event) -> None:
+    """Body of a compile thread: load kernel ``name`` from the disk cache or compile it."""
+    try:
+        _KERNELS[name].compile(_signature())
+    except Exception as err:  # soft_focus stays on NumPy; compile_kernel(wait=True) raises it
+        with _state_lock:
+            _failed[name] = err
+        warnings.warn(
+            f"fairs_sdk.sfg: compiling the Numba {name} kernel failed ({err!r}); "
+            "soft_focus stays on its NumPy path",
+            RuntimeWarning,
+            stacklevel=1,
+        )
+    else:
+        with _state_lock:
+            _ready.add(name)
+    finally:
+        done.set()
+
+
+def _start(name: str) -> threading.Event:
+    """Start loading or compiling kernel ``name`` in a daemon thread, once per process."""
+    with _state_lock:
+        done = _started.get(name)
+        if done is None:
+            done = _started[name] = threading.Event()
+            thread = threading.Thread(
+                target=_compile, args=(name, done), name=f"fairs-sfg-compile-{name}", daemon=True
+            )
+            thread.start()
+    return done
+
+
+def _kernel_name() -> str:
+    """The kernel for a call from this thread: serial in a forked child or on one Numba thread."""
+    if _forked or numba.get_num_threads() == 1:
+        return "serial"
+    return "parallel"
+
+
+def _run_kernel(name: str, args: tuple) -> np.ndarray:
+    """Run a ready kernel. Numba's fallback "workqueue" threading layer (used when
+    neither TBB nor OpenMP is present) is not thread-safe: parallel calls on it are
+    serialised with a lock."""
+    if name == "serial":
         return _kernel_serial(*args)
     try:
         layer = numba.threading_layer()
@@ -495,6 +679,61 @@ def _run_kernel(*args):
         with _workqueue_lock:
             return _kernel_parallel(*args)
     return _kernel_parallel(*args)
+
+
+@contextlib.contextmanager
+def background_compile() -> Iterator[None]:
+    """While open, :func:`soft_focus` answers from NumPy while its Numba kernel compiles, instead of waiting.
+
+    By default the first call in a process waits until the kernel it needs is loaded
+    from Numba's disk cache (about 0.1 s) or, on a fresh install, compiled (seconds).
+    Inside this block calls never wait: while the kernel compiles in a background
+    thread they run a vectorised NumPy version (a few times slower than the kernel,
+    far faster than the compilation). For programs that must answer at once, such as
+    ``fairs segment``. It applies to every thread of the process while any such
+    block is open. The NumPy answers equal the kernel's within 1e-5, not bit for
+    bit, so results inside depend on when the kernel became ready.
+    """
+    global _background
+    with _state_lock:
+        _background += 1
+    try:
+        yield
+    finally:
+        with _state_lock:
+            _background -= 1
+
+
+def compile_kernel(wait: bool = True, parallel: bool | None = None) -> bool:
+    """Make a Numba kernel of :func:`soft_focus` ready: load it from Numba's disk cache or compile it.
+
+    :func:`soft_focus` does this by itself on its first call (see
+    :func:`background_compile`). Call this to start earlier (``wait=False``), or,
+    with background compilation on, to make sure later calls run on Numba
+    (benchmarks, a server warming up).
+
+    Args:
+        wait: block until the kernel is ready (or its compilation failed).
+        parallel: the row-parallel kernel (True), the serial one (False), or the one a
+            call from this thread would use now (None): serial on one Numba thread (see
+            :func:`kernel_threads`) and in forked processes, else parallel.
+
+    Returns:
+        Whether the kernel is ready. False in a process forked while a compile was
+        running: it stays on NumPy.
+
+    Raises:
+        RuntimeError: ``wait`` and the compilation failed.
+    """
+    if _numba_off:
+        return False
+    name = _kernel_name() if parallel is None else ("parallel" if parallel else "serial")
+    done = _start(name)
+    if wait:
+        done.wait()
+        if name in _failed:
+            raise RuntimeError(f"compiling the Numba {name} SFG kernel failed") from _failed[name]
+    return name in _ready
 
 
 @contextlib.contextmanager
@@ -529,6 +768,11 @@ def soft_focus(
 ) -> np.ndarray:
     """The soft focus map psi (SPEC section 1), fast path; same contract as the reference.
 
+    Runs the serial Numba kernel on one Numba thread (:func:`kernel_threads`) or in a
+    forked process, else the parallel one. The first call waits until the kernel is
+    loaded or compiled, except inside :func:`background_compile`: there calls are
+    answered from NumPy until it is ready.
+
     Args:
         shape: canvas (H, W).
         extreme_points: (n, 2) extreme points as (x, y), n >= 2, in canvas pixels.
@@ -542,16 +786,13 @@ def soft_focus(
     Raises:
         ValueError: naming the argument that is malformed or out of range.
     """
-    h, w, ep, pos, neg, beta, kappa, sigma = _check_inputs(
-        shape, extreme_points, positive_clicks, negative_clicks, beta, kappa, sigma
-    )
-    (x_min, y_min), (x_max, y_max) = ep.min(axis=0), ep.max(axis=0)
-    # Integer pixels with min <= t <= max (the box mask B), clipped to the canvas.
-    box = (
-        max(math.ceil(x_min), 0),
-        min(math.floor(x_max), w - 1),
-        max(math.ceil(y_min), 0),
-        min(math.floor(y_max), h - 1),
-    )
-    window = _potential_window(h, w, x_min, y_min, x_max, y_max)
-    return _run_kernel(h, w, ep, pos, neg, beta, kappa, sigma, window, box)
+    args = _kernel_args(shape, extreme_points, positive_clicks, negative_clicks, beta, kappa, sigma)
+    if not _numba_off:
+        name = _kernel_name()
+        if name not in _ready:
+            done = _start(name)
+            if not _background:
+                done.wait()
+        if name in _ready:
+            return _run_kernel(name, args)
+    return _soft_focus_numpy(*args)  # compiling in the background, failed, or a fork (see above)

@@ -1,18 +1,47 @@
-"""Tests of fairs_sdk.sfg: the fast encoder against the reference, and the paper's properties."""
+"""Tests of fairs_sdk.sfg: the fast paths against the reference, the paper's properties, and
+which path serves a call (NumPy until the Numba kernel is ready, serial on one thread, forks)."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fairs_sdk.sfg import soft_focus, soft_focus_reference
+from fairs_sdk import sfg
+from fairs_sdk.sfg import BETA, KAPPA, SIGMA, compile_kernel, kernel_threads, soft_focus, soft_focus_reference
 
 TOLERANCE = 1e-5
 FOUR_POINTS = [(60.0, 250.0), (450.0, 260.0), (255.0, 55.0), (250.0, 460.0)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def numba_kernels():
+    """Both Numba kernels ready: soft_focus then runs on Numba here, not on its NumPy stand-in."""
+    assert compile_kernel(parallel=True) and compile_kernel(parallel=False), "a Numba kernel is not ready"
+
+
+def soft_focus_serial(*args, **kwargs) -> np.ndarray:
+    """soft_focus on one Numba thread: the serial kernel (what a Segmenter on a CPU runs)."""
+    with kernel_threads(1):
+        return soft_focus(*args, **kwargs)
+
+
+def soft_focus_numpy(shape, extreme_points, positive_clicks=(), negative_clicks=(), beta=BETA, kappa=KAPPA, sigma=SIGMA):
+    """The NumPy path soft_focus serves until its Numba kernel is ready."""
+    args = sfg._kernel_args(shape, extreme_points, positive_clicks, negative_clicks, beta, kappa, sigma)
+    return sfg._soft_focus_numpy(*args)
+
+
+#: Every fast path; soft_focus itself is the parallel Numba kernel here (two threads or more).
+FAST_PATHS = [soft_focus, soft_focus_serial, soft_focus_numpy]
 
 
 def gaussian(d2: float, sigma: float) -> float:
@@ -37,20 +66,21 @@ def sfg_inputs(draw):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sfg_inputs())
-def test_fast_matches_reference(case):
+def test_fast_paths_match_reference(case):
     shape, extreme, positive, negative = case
-    fast = soft_focus(shape, extreme, positive, negative)
     ref = soft_focus_reference(shape, extreme, positive, negative)
-    assert fast.shape == ref.shape == shape and fast.dtype == np.float32
-    err = float(np.abs(fast - ref).max())
-    assert err <= TOLERANCE, f"fast differs from reference by {err:.3g} for {case}"
+    for fn in FAST_PATHS:
+        fast = fn(shape, extreme, positive, negative)
+        assert fast.shape == ref.shape == shape and fast.dtype == np.float32, f"{fn.__name__}: {fast.shape} {fast.dtype}"
+        err = float(np.abs(fast - ref).max())
+        assert err <= TOLERANCE, f"{fn.__name__} differs from reference by {err:.3g} for {case}"
 
 
 @settings(max_examples=100, deadline=None)
 @given(sfg_inputs())
 def test_values_are_in_unit_interval(case):
     shape, extreme, positive, negative = case
-    for fn in (soft_focus, soft_focus_reference):
+    for fn in FAST_PATHS + [soft_focus_reference]:
         psi = fn(shape, extreme, positive, negative)
         assert psi.min() >= 0.0 and psi.max() <= 1.0, (
             f"{fn.__name__} leaves [0, 1]: [{psi.min()}, {psi.max()}]"
@@ -62,21 +92,31 @@ def test_values_are_in_unit_interval(case):
     [(1.0, 5.0), (3.0, 5.0), (2.0, 2.5), (2.0, 0.5), (1.5, 1.0)],
     ids=["manhattan", "kappa3", "beta2.5", "beta0.5", "kappa1.5-beta1"],
 )
-def test_fast_matches_reference_for_other_parameters(kappa, beta):
+@pytest.mark.parametrize("fn", FAST_PATHS)
+def test_fast_matches_reference_for_other_parameters(fn, kappa, beta):
     args = ((300, 400), [(50.5, 80.0), (350.0, 100.2), (200.0, 30.0), (190.0, 280.0)])
     clicks = dict(positive_clicks=[(120.0, 150.0)], negative_clicks=[(300.0, 200.0)])
-    fast = soft_focus(*args, **clicks, beta=beta, kappa=kappa, sigma=7.0)
+    fast = fn(*args, **clicks, beta=beta, kappa=kappa, sigma=7.0)
     ref = soft_focus_reference(*args, **clicks, beta=beta, kappa=kappa, sigma=7.0)
     err = float(np.abs(fast - ref).max())
-    assert err <= TOLERANCE, f"kappa={kappa} beta={beta}: fast differs by {err:.3g}"
+    assert err <= TOLERANCE, f"{fn.__name__} kappa={kappa} beta={beta}: differs by {err:.3g}"
 
 
-def test_fast_matches_reference_when_normalisation_is_ill_conditioned():
+@pytest.mark.parametrize("fn", FAST_PATHS)
+def test_fast_matches_reference_when_normalisation_is_ill_conditioned(fn):
     # Points far off a small canvas: the potential barely varies, so N(r) divides by a
-    # tiny range. The fast path must fall back to float64 square roots here.
+    # tiny range. The Numba kernels must fall back to float64 square roots here.
     args = ((16, 16), [(1000.0, 5.0), (1200.0, 9.0), (1100.0, -300.0)])
-    err = float(np.abs(soft_focus(*args) - soft_focus_reference(*args)).max())
-    assert err <= TOLERANCE, f"ill-conditioned canvas: fast differs by {err:.3g}"
+    err = float(np.abs(fn(*args) - soft_focus_reference(*args)).max())
+    assert err <= TOLERANCE, f"ill-conditioned canvas: {fn.__name__} differs by {err:.3g}"
+
+
+@pytest.mark.parametrize("fn", FAST_PATHS)
+def test_fast_matches_reference_with_a_flat_potential(fn):
+    # A 1 x 1 canvas: max r == min r, so N(r) = 1 wherever the box covers the pixel.
+    for points in ([(0.0, 0.0), (0.0, 0.0)], [(-0.5, -0.5), (0.5, 0.5)], [(0.2, 0.0), (0.8, 0.0)]):
+        fast, ref = fn((1, 1), points), soft_focus_reference((1, 1), points)
+        assert np.array_equal(fast, ref), f"{fn.__name__} on a 1 x 1 canvas with {points}: {fast} != {ref}"
 
 
 def test_zero_outside_box_beyond_gaussians():
@@ -97,7 +137,7 @@ def test_zero_outside_box_beyond_gaussians():
     assert float(psi[near].min()) > 0.5, "a Gaussian should reach outside the box near its point"
 
 
-@pytest.mark.parametrize("fn", [soft_focus, soft_focus_reference])
+@pytest.mark.parametrize("fn", FAST_PATHS + [soft_focus_reference])
 def test_exactly_one_at_each_extreme_point(fn):
     psi = fn((512, 512), FOUR_POINTS, positive_clicks=[(255.0, 255.0)], negative_clicks=[(70.0, 250.0)])
     for x, y in FOUR_POINTS:
@@ -128,7 +168,7 @@ def test_positive_click_raises_map_around_it():
     assert np.all(raised[patch] > base[patch]), "the map should rise all around the click"
 
 
-@pytest.mark.parametrize("fn", [soft_focus, soft_focus_reference])
+@pytest.mark.parametrize("fn", FAST_PATHS + [soft_focus_reference])
 def test_two_ellipse_isocontours_are_ellipses_with_the_points_as_foci(fn):
     # With two extreme points psi = h(|x - p1| + |x - p2|) inside the box, for a strictly
     # decreasing h: every level set is the ellipse {d1 + d2 = const} with foci p1, p2.
@@ -163,7 +203,7 @@ def normalised(pi: float) -> float:
     return (1 / pi - 1 / PI_CORNER) / (1 / PI_CENTRE - 1 / PI_CORNER)
 
 
-@pytest.mark.parametrize("fn", [soft_focus, soft_focus_reference])
+@pytest.mark.parametrize("fn", FAST_PATHS + [soft_focus_reference])
 @pytest.mark.parametrize(
     "positive, negative, pixel, expected",
     [
@@ -231,13 +271,8 @@ def test_works_in_a_process_forked_after_a_parallel_call():
     # (DataLoader workers, gunicorn, multiprocessing pools): children must run serially.
     import multiprocessing
 
-    from fairs_sdk import sfg
-
+    # Both kernels are ready (fixture): the parent runs the parallel one, the child the serial one.
     expected = soft_focus((128, 128), [(10.0, 20.0), (100.0, 90.0)])  # parent starts its threads
-    # Compile the serial twin here, so the child only runs it (compiling can take
-    # minutes on a loaded machine, which is not what this test is about).
-    args = (8, 8, np.array([[1.0, 1.0], [5.0, 5.0]]), np.zeros((0, 2)), np.zeros((0, 2)), 5.0, 2.0, 10.0, (1, 5, 1, 5), (1, 5, 1, 5))
-    sfg._kernel_serial(*args)
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_child_soft_focus, args=(queue,))
@@ -264,3 +299,116 @@ def test_concurrent_calls_from_threads_match_serial_calls():
     with ThreadPoolExecutor(max_workers=8) as pool:
         threaded = list(pool.map(lambda c: soft_focus((300, 300), c), cases))
     assert all(np.array_equal(a, b) for a, b in zip(serial, threaded)), "threads changed the result"
+
+
+# ---------------------------------------------------------------------------- which path
+def run_python(code: str, numba_cache_dir=None) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON line last, returned as a dict."""
+    env = dict(os.environ)
+    if numba_cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(numba_cache_dir)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, f"child interpreter failed (exit {out.returncode}):\n{out.stderr[-3000:]}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_first_call_waits_for_the_kernel_by_default():
+    # Every call runs the kernel: results are the same bit for bit from the first call on.
+    result = run_python("""
+        import json
+        from fairs_sdk import sfg
+
+        numpy_calls = []
+        numpy_path = sfg._soft_focus_numpy
+        sfg._soft_focus_numpy = lambda *args: numpy_calls.append(1) or numpy_path(*args)
+        sfg.soft_focus((64, 64), [(5.0, 6.0), (50.0, 40.0)])
+        print(json.dumps({"numpy_calls": len(numpy_calls), "ready": sorted(sfg._ready)}))
+    """)
+    assert result["numpy_calls"] == 0 and result["ready"], f"the first call did not wait for the kernel: {result}"
+
+
+def test_inside_background_compile_the_first_call_is_answered_by_numpy():
+    result = run_python("""
+        import json
+        import numpy as np
+        from fairs_sdk import sfg
+
+        numpy_calls = []
+        numpy_path = sfg._soft_focus_numpy
+        sfg._soft_focus_numpy = lambda *args: numpy_calls.append(1) or numpy_path(*args)
+        points = [(60.0, 250.0), (450.0, 260.0), (255.0, 55.0), (250.0, 460.0)]
+        with sfg.background_compile():
+            first = sfg.soft_focus((512, 512), points, [(200.0, 200.0)], [(100.0, 100.0)])
+            after_first = {"numpy_calls": len(numpy_calls), "started": sorted(sfg._started)}
+            ready = sfg.compile_kernel(wait=True)
+            second = sfg.soft_focus((512, 512), points, [(200.0, 200.0)], [(100.0, 100.0)])
+        print(json.dumps({**after_first, "ready": ready, "numpy_calls_total": len(numpy_calls),
+                          "difference": float(np.abs(first - second).max())}))
+    """)
+    assert result["numpy_calls"] == 1 and result["started"], f"the first call did not run on NumPy: {result}"
+    assert result["ready"] and result["numpy_calls_total"] == 1, f"the kernel did not take over once ready: {result}"
+    assert result["difference"] <= TOLERANCE, f"NumPy and Numba answers differ: {result}"
+
+
+def test_calls_wait_again_once_background_compile_closes():
+    result = run_python("""
+        import json
+        from fairs_sdk import sfg
+
+        numpy_calls = []
+        numpy_path = sfg._soft_focus_numpy
+        sfg._soft_focus_numpy = lambda *args: numpy_calls.append(1) or numpy_path(*args)
+        with sfg.background_compile():
+            sfg.soft_focus((64, 64), [(5.0, 6.0), (50.0, 40.0)])
+        sfg.soft_focus((64, 64), [(5.0, 6.0), (50.0, 40.0)])
+        print(json.dumps({"numpy_calls": len(numpy_calls), "ready": sorted(sfg._ready)}))
+    """)
+    assert result["numpy_calls"] == 1 and result["ready"], f"the call after the block did not wait: {result}"
+
+
+def test_calls_on_one_thread_never_compile_the_parallel_kernel():
+    # A Segmenter on a CPU runs the SFG on one thread: compiling the parallel kernel
+    # there would only cost time.
+    result = run_python("""
+        import json
+        from fairs_sdk import sfg
+
+        with sfg.kernel_threads(1):
+            sfg.soft_focus((64, 64), [(5.0, 6.0), (50.0, 40.0)])
+            sfg.compile_kernel(wait=True)
+            sfg.soft_focus((64, 64), [(5.0, 6.0), (50.0, 40.0)])
+        print(json.dumps({"started": sorted(sfg._started), "ready": sorted(sfg._ready)}))
+    """)
+    assert result == {"started": ["serial"], "ready": ["serial"]}, f"kernels compiled: {result}"
+
+
+def test_process_forked_while_the_kernel_compiles_answers_from_numpy(tmp_path):
+    # The compile thread does not exist in the child and may hold Numba's compiler lock:
+    # the child must neither hang nor crash, and answer correctly. An empty Numba cache
+    # makes the compile last seconds, so the fork lands in the middle of it.
+    result = run_python("""
+        import json, multiprocessing
+        import numpy as np
+        from fairs_sdk import sfg
+
+        points = [(10.0, 20.0), (100.0, 90.0), (60.0, 5.0)]
+
+        def child(queue):
+            queue.put((sfg._numba_off, sfg.soft_focus((128, 128), points, [(50.0, 50.0)], [(30.0, 60.0)])))
+
+        sfg.compile_kernel(wait=False, parallel=False)
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        process = context.Process(target=child, args=(queue,))
+        process.start()
+        numba_off, psi = queue.get(timeout=120)
+        process.join(timeout=30)
+        ref = sfg.soft_focus_reference((128, 128), points, [(50.0, 50.0)], [(30.0, 60.0)])
+        print(json.dumps({"exitcode": process.exitcode, "numba_off": bool(numba_off),
+                          "error": float(np.abs(psi - ref).max())}))
+    """, numba_cache_dir=tmp_path)
+    assert result["exitcode"] == 0, f"forked child failed: {result}"
+    assert result["numba_off"], f"test setup: the compile had ended before the fork: {result}"
+    assert result["error"] <= TOLERANCE, f"forked child's map differs from the reference: {result}"
