@@ -117,6 +117,7 @@ def _points_list(points) -> list[list[float]]:
 # --------------------------------------------------------------------------- segment
 def cmd_segment(args: argparse.Namespace) -> int:
     from fairs_sdk import Segmenter
+    from fairs_sdk.sfg import background_compile
 
     if args.json is not None and args.points is not None:
         raise CliError("give the clicks either with --points or with --json, not both")
@@ -127,11 +128,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
     else:
         raise CliError("no clicks: give --points X,Y X,Y ... or --json FILE")
     image = read_image(args.image)
-    seg = Segmenter(args.model, backend=args.backend, providers=args.providers)
-    if len(objects) == 1:  # errors then name the argument, not "objects[0]"
-        results = [seg.segment(image, **objects[0], threshold=args.threshold)]
-    else:
-        results = seg.segment_many(image, objects, threshold=args.threshold)
+    with background_compile():  # one-shot: the NumPy SFG rather than seconds waiting for Numba's compiler
+        seg = Segmenter(args.model, backend=args.backend, providers=args.providers)
+        if len(objects) == 1:  # errors then name the argument, not "objects[0]"
+            results = [seg.segment(image, **objects[0], threshold=args.threshold)]
+        else:
+            results = seg.segment_many(image, objects, threshold=args.threshold)
 
     out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
