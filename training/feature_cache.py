@@ -8,7 +8,9 @@ the one the runtime makes from the object's exact extreme points (SPEC 2, throug
 
 A cache is a folder of shards ``shard_XXXX.npz``, each with ``features`` (n, 128, S/4,
 S/4) float16, ``saliency`` (n, 1, S, S) float16, ``target`` and ``valid`` (n, S, S) uint8,
-``names`` (n,) str. Shards already written are kept, so an interrupted build resumes.
+``names`` (n,) str; a pixel cache (no encoder, for end-to-end training) has ``pixels``
+(n, S, S, 3) uint8 instead of features and saliency. Shards already written are kept,
+so an interrupted build resumes.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def build_cache(
     shard_size: int = 64,
     progress: bool = True,
 ) -> Path:
-    """Encode the crops of ``source[indices]`` with ``encoder`` (an ONNX Runtime session) into ``folder``."""
+    """Encode the crops of ``source[indices]`` with ``encoder`` (an ONNX Runtime session) into ``folder``.
+
+    With ``encoder=None`` the crops' pixels are kept instead (a pixel cache)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     encode = InputEncoder(spec)
@@ -64,7 +68,8 @@ def build_cache(
             if bar is not None:
                 bar.update(len(shard))
             continue
-        rows: dict[str, list] = {"features": [], "saliency": [], "target": [], "valid": [], "names": []}
+        keys = ("features", "saliency") if encoder is not None else ("pixels",)
+        rows: dict[str, list] = {k: [] for k in (*keys, "target", "valid", "names")}
         for index in shard:
             image, obj, ignore = source.load(index)
             if bar is not None:
@@ -74,14 +79,17 @@ def build_cache(
             points = extreme_points(obj)
             box = encode.crop_box(points)
             pixels = encode.crop_pixels(image, box)
-            rgb = pixels.transpose(2, 0, 1)[None].astype(np.float32)
-            features, saliency = encoder.run(["features", "saliency"], {"rgb": rgb})
+            if encoder is not None:
+                rgb = pixels.transpose(2, 0, 1)[None].astype(np.float32)
+                features, saliency = encoder.run(["features", "saliency"], {"rgb": rgb})
+                rows["features"].append(features[0].astype(np.float16))
+                rows["saliency"].append(saliency[0].astype(np.float16))
+            else:
+                rows["pixels"].append(pixels)
             target = encode.crop_pixels(np.repeat(obj[..., None].astype(np.uint8), 3, axis=2), box)[..., 0]
             ignored = cv2.resize(
                 _pad(ignore.astype(np.uint8), box), (size, size), interpolation=cv2.INTER_NEAREST
             )
-            rows["features"].append(features[0].astype(np.float16))
-            rows["saliency"].append(saliency[0].astype(np.float16))
             rows["target"].append(target)
             rows["valid"].append(1 - ignored)
             rows["names"].append(source.describe(index))
@@ -103,16 +111,17 @@ def _pad(mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 class FeatureCache:
     """All shards of one or more cache folders in memory; ``weights`` sets each folder's share of samples."""
 
-    features: np.ndarray
-    saliency: np.ndarray
     target: np.ndarray
     valid: np.ndarray
     names: np.ndarray
     sample_weight: np.ndarray
+    features: np.ndarray | None = None
+    saliency: np.ndarray | None = None
+    pixels: np.ndarray | None = None
 
     @classmethod
     def load(cls, folders: Sequence[str | Path], weights: Sequence[float] | None = None) -> "FeatureCache":
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("features", "saliency", "target", "valid", "names")}
+        parts: dict[str, list[np.ndarray]] = {}
         sample_weight = []
         weights = list(weights) if weights is not None else [1.0] * len(folders)
         for folder, weight in zip(folders, weights):
@@ -122,8 +131,8 @@ class FeatureCache:
             count = 0
             for shard in shards:
                 with np.load(shard) as data:
-                    for key in parts:
-                        parts[key].append(data[key])
+                    for key in data.files:
+                        parts.setdefault(key, []).append(data[key])
                     count += len(data["names"])
             sample_weight.append(np.full(count, weight / count))
         out = {k: np.concatenate(v) for k, v in parts.items()}

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from fairs_sdk.config import InputSpec
 from fairs_sdk.encoder import InputEncoder
@@ -28,7 +28,7 @@ from fairs_sdk.sfg import kernel_threads
 
 from .feature_cache import FeatureCache
 from .losses import balanced_bce
-from .refiner import RefineDecoder
+from .refiner import RefineDecoder, U2EndToEnd
 from .simulate import corrective_click, drop_to_three_points, extreme_points, iou, noisy_extreme_points, sample_training_clicks
 
 __all__ = ["RefineConfig", "train_refiner", "validate"]
@@ -62,6 +62,7 @@ class RefineConfig:
     u2netp_weights: str
     cache_dir: str = "runs/cache"
     input: dict[str, Any] = field(default_factory=dict)  # InputSpec fields
+    design: str = "decoder"  # "decoder": frozen cached encoder (b); "end_to_end": whole U2-Netp (a)
     width: int = 48
     attention: bool = True
     steps: int = 4000
@@ -97,6 +98,8 @@ class RefineConfig:
         values["val"] = CacheSource(**values["val"])
         config = cls(**values)
         config.spec  # validates the input spec now
+        if config.design not in ("decoder", "end_to_end"):
+            raise ValueError(f"design must be 'decoder' or 'end_to_end', got {config.design!r}")
         if config.steps < 1 or config.batch_size < 1 or config.checkpoint_every < 1 or config.validate_every < 1:
             raise ValueError("steps, batch_size, checkpoint_every and validate_every must be >= 1")
         return config
@@ -113,14 +116,19 @@ def prepare_caches(config: RefineConfig, progress: bool = True) -> tuple[list[Pa
     from .feature_cache import build_cache, encoder_session
     from .sources import build_source
 
-    path = encoder_path(config)
-    if not path.exists():
-        export_image_encoder(config.u2netp_weights, config.spec, path)
-    session = encoder_session(path, threads=config.threads)
+    session = None
+    root = Path(config.cache_dir)
+    if config.design == "decoder":
+        path = encoder_path(config)
+        if not path.exists():
+            export_image_encoder(config.u2netp_weights, config.spec, path)
+        session = encoder_session(path, threads=config.threads)
+    else:
+        root = root / "pixels"  # crops only: the end-to-end model runs its encoder every step
     folders = []
     for entry in config.train + [config.val]:
         source = build_source(entry.source)
-        folder = Path(config.cache_dir) / entry.name
+        folder = root / entry.name
         build_cache(source, entry.indices(len(source)), config.spec, session, folder, progress=progress)
         folders.append(folder)
     return folders[:-1], folders[-1]
@@ -138,11 +146,56 @@ def _inside_box(point: np.ndarray, extreme: np.ndarray) -> bool:
     return bool(np.all(point >= extreme.min(axis=0)) and np.all(point <= extreme.max(axis=0)))
 
 
+class CachedDecoder(nn.Module):
+    """Design (b): the decoder on cached encoder outputs (features, saliency)."""
+
+    def __init__(self, decoder: RefineDecoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    @staticmethod
+    def inputs(cache: FeatureCache, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
+        return (torch.from_numpy(cache.features[rows].astype(np.float32)),
+                torch.from_numpy(cache.saliency[rows].astype(np.float32)))
+
+    def forward(self, image: tuple[torch.Tensor, ...], guidance: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.decoder(*image, guidance), []
+
+
+class EndToEnd(nn.Module):
+    """Design (a): the whole U2-Netp with the guidance at its input, on cached crop pixels."""
+
+    def __init__(self, model: U2EndToEnd) -> None:
+        super().__init__()
+        self.model = model
+
+    @staticmethod
+    def inputs(cache: FeatureCache, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
+        return (torch.from_numpy(cache.pixels[rows].transpose(0, 3, 1, 2).astype(np.float32)),)
+
+    def forward(self, image: tuple[torch.Tensor, ...], guidance: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        out = self.model(torch.cat([image[0], guidance], 1))
+        return out if isinstance(out, tuple) else (out, [])
+
+
+def build_trainee(config: RefineConfig) -> nn.Module:
+    """The module a config trains: :class:`CachedDecoder` or :class:`EndToEnd` (U2-Netp weights loaded)."""
+    spec = config.spec
+    if config.design == "decoder":
+        return CachedDecoder(RefineDecoder(spec.channel_count - 3, width=config.width, attention=config.attention))
+    from .u2netp import load_u2netp_onnx
+
+    model = U2EndToEnd(spec)
+    load_u2netp_onnx(model.u2, config.u2netp_weights)
+    model.init_guidance_stem()
+    return EndToEnd(model)
+
+
 @torch.no_grad()
-def _click_rounds(decoder, features, saliency, guidance, encoder, targets, ignores, extreme, positive, negative, rounds):
+def _click_rounds(net, image, guidance, encoder, targets, ignores, extreme, positive, negative, rounds):
     """Predict, add the SPEC 4 click on each sample's largest error, re-encode; ``rounds`` times."""
     for _ in range(rounds):
-        predicted = (decoder(features, saliency, guidance)[:, 0] > 0).numpy()
+        predicted = (net(image, guidance)[0][:, 0] > 0).numpy()
         for i in range(len(targets)):
             click = corrective_click(targets[i], predicted[i], ignores[i])
             if click is None:
@@ -155,17 +208,14 @@ def _click_rounds(decoder, features, saliency, guidance, encoder, targets, ignor
     return guidance
 
 
-def _batch(cache: FeatureCache, rows: np.ndarray):
-    features = torch.from_numpy(cache.features[rows].astype(np.float32))
-    saliency = torch.from_numpy(cache.saliency[rows].astype(np.float32))
-    target = cache.target[rows] > 0
-    valid = cache.valid[rows] > 0
-    return features, saliency, target, valid
+def _masks(cache: FeatureCache, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return cache.target[rows] > 0, cache.valid[rows] > 0
 
 
-def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, decoder, rng):
-    """Features, saliency, guidance (clicks simulated, iterative rounds run), target, valid for ``rows``."""
-    features, saliency, target, valid = _batch(cache, rows)
+def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, net, rng):
+    """Image inputs, guidance (clicks simulated, iterative rounds run), target, valid for ``rows``."""
+    image = net.inputs(cache, rows)
+    target, valid = _masks(cache, rows)
     extreme, positive, negative, planes = [], [], [], []
     for t in target:
         points = noisy_extreme_points(t, rng, config.point_noise)
@@ -184,10 +234,10 @@ def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, 
     guidance = torch.stack(planes)
     if rng.random() < config.iterative_probability:
         rounds = int(rng.integers(1, config.max_iterative_clicks + 1))
-        decoder.eval()
-        guidance = _click_rounds(decoder, features, saliency, guidance, encoder, target, ~valid, extreme, positive, negative, rounds)
-        decoder.train()
-    return features, saliency, guidance, torch.from_numpy(target[:, None].astype(np.float32)), torch.from_numpy(valid[:, None].astype(np.float32))
+        net.eval()
+        guidance = _click_rounds(net, image, guidance, encoder, target, ~valid, extreme, positive, negative, rounds)
+        net.train()
+    return image, guidance, torch.from_numpy(target[:, None].astype(np.float32)), torch.from_numpy(valid[:, None].astype(np.float32))
 
 
 def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -199,35 +249,40 @@ def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tenso
 
 
 @torch.no_grad()
-def validate(decoder, cache: FeatureCache, encoder: InputEncoder, clicks: int = 3, batch: int = 16) -> dict[str, float]:
+def validate(net, cache: FeatureCache, encoder: InputEncoder, clicks: int = 3, batch: int = 8) -> dict[str, float]:
     """Canvas-level mIoU of the cached crops: 3 points, 4 points, then ``clicks`` SPEC 4 clicks.
 
-    Also U2-Netp's own map cut to the points' box (the baseline). A quick proxy of the
-    full-image evaluation, on crops made from exact extreme points.
+    Also U2-Netp's own map cut to the points' box (the baseline; decoder caches only). A
+    quick proxy of the full-image evaluation, on crops made from exact extreme points.
     """
-    decoder.eval()
-    scores: dict[str, list[float]] = {"u2netp_box": [], "3pts": [], "4pts": []}
+    was_training = net.training
+    net.eval()
+    scores: dict[str, list[float]] = {"3pts": [], "4pts": []}
     scores.update({f"+{k}": [] for k in range(1, clicks + 1)})
+    if cache.saliency is not None:
+        scores["u2netp_box"] = []
     for start in range(0, len(cache), batch):
         rows = np.arange(start, min(start + batch, len(cache)))
-        features, saliency, target, valid = _batch(cache, rows)
+        image = net.inputs(cache, rows)
+        target, valid = _masks(cache, rows)
         ignore = ~valid
         extreme = [extreme_points(t) for t in target]
-        for i, t in enumerate(target):
-            base = torch.sigmoid(saliency[i, 0]).numpy()
-            base = (base - base.min()) / max(base.max() - base.min(), 1e-6)
-            (x0, y0), (x1, y1) = np.floor(extreme[i].min(0)).astype(int), np.floor(extreme[i].max(0)).astype(int)
-            box = np.zeros_like(t)
-            box[y0 : y1 + 1, x0 : x1 + 1] = True
-            scores["u2netp_box"].append(iou((base >= 0.5) & box, t, ignore[i]))
+        if cache.saliency is not None:
+            for i, t in enumerate(target):
+                base = 1.0 / (1.0 + np.exp(-cache.saliency[rows[i], 0].astype(np.float32)))
+                base = (base - base.min()) / max(base.max() - base.min(), 1e-6)
+                (x0, y0), (x1, y1) = np.floor(extreme[i].min(0)).astype(int), np.floor(extreme[i].max(0)).astype(int)
+                box = np.zeros_like(t)
+                box[y0 : y1 + 1, x0 : x1 + 1] = True
+                scores["u2netp_box"].append(iou((base >= 0.5) & box, t, ignore[i]))
         three = torch.stack([_points_planes(encoder, drop_to_three_points(e), [], []) for e in extreme])
-        pred = (decoder(features, saliency, three)[:, 0] > 0).numpy()
+        pred = (net(image, three)[0][:, 0] > 0).numpy()
         scores["3pts"] += [iou(p, t, g) for p, t, g in zip(pred, target, ignore)]
         positive = [[] for _ in rows]
         negative = [[] for _ in rows]
         guidance = torch.stack([_points_planes(encoder, e, [], []) for e in extreme])
         for k in range(clicks + 1):
-            pred = (decoder(features, saliency, guidance)[:, 0] > 0).numpy()
+            pred = (net(image, guidance)[0][:, 0] > 0).numpy()
             scores["4pts" if k == 0 else f"+{k}"] += [iou(p, t, g) for p, t, g in zip(pred, target, ignore)]
             if k == clicks:
                 break
@@ -237,12 +292,16 @@ def validate(decoder, cache: FeatureCache, encoder: InputEncoder, clicks: int = 
                     continue
                 (positive if click[1] else negative)[i].append(click[0])
                 guidance[i] = _points_planes(encoder, extreme[i], positive[i], negative[i])
-    decoder.train()
+    net.train(was_training)
     return {k: 100.0 * float(np.mean(v)) for k, v in scores.items()}
 
 
 def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Train the decoder; returns the output folder (``last.pt``, ``log.jsonl``)."""
+    """Train per ``config.design``; returns the output folder (``last.pt``, ``log.jsonl``).
+
+    ``last.pt`` holds ``model`` (the trained module's state dict: the decoder's for design
+    "decoder", the whole U2EndToEnd's for "end_to_end"), the optimiser, the step and the config.
+    """
     torch.set_num_threads(config.threads)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -252,13 +311,14 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
     train = FeatureCache.load(train_folders, [entry.weight for entry in config.train])
     val = FeatureCache.load([val_folder])
     torch.manual_seed(config.seed)
-    decoder = RefineDecoder(spec.channel_count - 3, width=config.width, attention=config.attention)
-    optimizer = torch.optim.AdamW(decoder.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    net = build_trainee(config)
+    trained = net.decoder if isinstance(net, CachedDecoder) else net.model
+    optimizer = torch.optim.AdamW(trained.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     step = 0
     last = out / "last.pt"
     if resume and last.exists():
         state = torch.load(last, map_location="cpu", weights_only=True)
-        decoder.load_state_dict(state["decoder"])
+        trained.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = int(state["step"])
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
@@ -266,37 +326,39 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
 
     def lr_at(s: int) -> float:
         warm = min(1.0, (s + 1) / max(config.warmup_steps, 1))
-        return config.lr * warm * (1 - s / config.steps) ** 0.9
+        return config.lr * warm * max(1 - s / config.steps, 0.0) ** 0.9
 
     def save() -> None:
         tmp = out / "last.pt.tmp"
-        torch.save({"decoder": decoder.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "config": asdict(config)}, tmp)
+        torch.save({"model": trained.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "config": json.loads(json.dumps(asdict(config), default=str))}, tmp)
         tmp.replace(last)
 
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.steps, initial=step, desc="refine")
+        bar = tqdm(total=config.steps, initial=step, desc=f"refine ({config.design})")
     started = time.time()
-    decoder.train()
+    net.train()
     with kernel_threads(1):
         while step < config.steps:
             rng = np.random.default_rng([config.seed, step])
             rows = rng.choice(len(train), size=config.batch_size, p=train.sample_weight)
-            features, saliency, guidance, target, valid = train_step_inputs(train, rows, config, encoder, decoder, rng)
+            image, guidance, target, valid = train_step_inputs(train, rows, config, encoder, net, rng)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
-            logits = decoder(features, saliency, guidance)
+            logits, auxiliary = net(image, guidance)
             loss = balanced_bce(logits, target, valid) + soft_iou_loss(logits, target, valid)
+            for aux in auxiliary:
+                loss = loss + balanced_bce(aux, target, valid)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
-            record = {"step": step, "loss": round(float(loss), 5), "lr": lr_at(step - 1), "seconds": round(time.time() - started, 1)}
+            record = {"step": step, "loss": round(float(loss.detach()), 5), "lr": lr_at(step - 1), "seconds": round(time.time() - started, 1)}
             if step % config.validate_every == 0 or step == config.steps:
-                record["val"] = validate(decoder, val, encoder)
+                record["val"] = validate(net, val, encoder)
             if step % 10 == 0 or "val" in record:
                 log.write(json.dumps(record) + "\n")
                 log.flush()

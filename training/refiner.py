@@ -24,7 +24,7 @@ from fairs_sdk.config import InputSpec
 from .heads import ChannelAttention, PositionAttention
 from .u2netp import U2NetP
 
-__all__ = ["ImageEncoder", "RefineDecoder", "FairsU2", "EncoderOutput", "FEATURE_CHANNELS"]
+__all__ = ["ImageEncoder", "RefineDecoder", "FairsU2", "U2EndToEnd", "EncoderOutput", "FEATURE_CHANNELS"]
 
 FEATURE_CHANNELS = 128
 #: U2-Netp's own saliency is min-max normalised and clamped to [EPS, 1 - EPS] before the logit.
@@ -149,3 +149,38 @@ class FairsU2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         enc = self.encoder(x[:, :3])
         return self.decoder(enc.features, enc.saliency, x[:, 3:])
+
+
+class U2EndToEnd(nn.Module):
+    """Design (a) of issue 12: U2-Netp fine-tuned end to end with the guidance planes at its input.
+
+    (N, C, S, S) runtime input (raw RGB 0..255, then the declared guidance planes) ->
+    (N, 1, S, S) fused logits; in training mode also the six side logits (U2-Net's
+    deep supervision). The stem's RGB weights are U2-Netp's; as paper 4.1 does for the
+    SFG, its plane starts as a copy of the third (blue) input plane's weights; click
+    planes start at zero. Load the pretrained weights with :func:`.u2netp.load_u2netp_onnx`
+    on ``self.u2`` and then call :meth:`init_guidance_stem`.
+    """
+
+    def __init__(self, spec: InputSpec) -> None:
+        super().__init__()
+        if tuple(spec.input_channels[:2]) != ("rgb", "sfg"):
+            raise ValueError(f"U2EndToEnd takes rgb, sfg, then click maps; got {list(spec.input_channels)}")
+        self.spec = spec
+        self.u2 = U2NetP(in_ch=spec.channel_count)
+        self.register_buffer("mean", torch.tensor(_U2_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_U2_STD).view(1, 3, 1, 1), persistent=False)
+
+    @torch.no_grad()
+    def init_guidance_stem(self) -> None:
+        stem = self.u2.stage1.conv_in[0].weight
+        stem[:, 3] = stem[:, 2]
+        stem[:, 4:] = 0.0
+
+    def forward(self, x: torch.Tensor):
+        rgb = x[:, :3]
+        peak = rgb.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+        out = self.u2(torch.cat([(rgb / peak - self.mean) / self.std, x[:, 3:]], 1))
+        if self.training:
+            return out.d0, out.sides
+        return out.d0

@@ -1,0 +1,71 @@
+"""Cached decoder training (issue 12 design b) and the end-to-end design (a), on tiny data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fairs_sdk.training.feature_cache import FeatureCache
+from fairs_sdk.training.refine_train import RefineConfig, train_refiner
+
+
+def tiny_config(tmp_path, weights, horses_root, **changes) -> RefineConfig:
+    source = {"kind": "folder", "root": str(horses_root), "max_instances": 3}
+    values = {
+        "u2netp_weights": str(weights),
+        "cache_dir": str(tmp_path / "cache"),
+        "output_dir": str(tmp_path / "run"),
+        "input": {"input_size": 64, "relax": 10, "input_channels": ["rgb", "sfg", "positive_clicks", "negative_clicks"]},
+        "train": [{"name": "horses", "source": source}],
+        "val": {"name": "val", "source": source, "every": 2},
+        "width": 16,
+        "steps": 3,
+        "batch_size": 2,
+        "validate_every": 3,
+        "checkpoint_every": 1,
+        "threads": 1,
+        "iterative_probability": 1.0,
+    }
+    values.update(changes)
+    return RefineConfig.from_dict(values)
+
+
+def test_unknown_config_key_is_refused(tmp_path, fake_u2netp, horses_root):
+    with pytest.raises(ValueError, match="unknown refine config keys"):
+        tiny_config(tmp_path, fake_u2netp[0], horses_root, stepz=3)
+
+
+def test_decoder_training_writes_cache_checkpoint_and_validation(tmp_path, fake_u2netp, horses_root):
+    config = tiny_config(tmp_path, fake_u2netp[0], horses_root)
+    out = train_refiner(config, progress=False)
+    cache = FeatureCache.load([tmp_path / "cache" / "horses"])
+    assert cache.features.shape == (3, 128, 16, 16) and cache.saliency.shape == (3, 1, 64, 64)
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["step"] == 3
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    val = lines[-1]["val"]
+    assert {"3pts", "4pts", "+1", "+3", "u2netp_box"} <= set(val), f"validation keys: {sorted(val)}"
+    assert all(0.0 <= v <= 100.0 for v in val.values())
+
+
+def test_resume_goes_on_from_the_checkpoint(tmp_path, fake_u2netp, horses_root):
+    config = tiny_config(tmp_path, fake_u2netp[0], horses_root, steps=2)
+    train_refiner(config, progress=False)
+    longer = tiny_config(tmp_path, fake_u2netp[0], horses_root, steps=4)
+    out = train_refiner(longer, resume=True, progress=False)
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 4
+    assert steps == sorted(steps), f"a resumed run must not repeat steps: {steps}"
+
+
+def test_end_to_end_design_trains_the_whole_network(tmp_path, fake_u2netp, horses_root):
+    config = tiny_config(tmp_path, fake_u2netp[0], horses_root, design="end_to_end", steps=2, validate_every=2)
+    out = train_refiner(config, progress=False)
+    cache = FeatureCache.load([tmp_path / "cache" / "pixels" / "horses"])
+    assert cache.pixels.shape == (3, 64, 64, 3) and cache.features is None
+    state = torch.load(out / "last.pt", weights_only=True)["model"]
+    assert state["u2.stage1.conv_in.0.weight"].shape[1] == 6, "the stem must take rgb + 3 guidance planes"
+    assert np.isfinite([v.float().sum().item() for v in state.values()]).all()

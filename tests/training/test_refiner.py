@@ -1,0 +1,61 @@
+"""The two-part model on U2-Netp: decoder start, channel contract, end-to-end stem."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fairs_sdk.config import InputSpec
+from fairs_sdk.training.refiner import FairsU2, RefineDecoder, U2EndToEnd, saliency_logit
+
+CLICK_SPEC = InputSpec(input_size=64, relax=30, input_channels=("rgb", "sfg", "positive_clicks", "negative_clicks"))
+
+
+def test_untrained_decoder_predicts_u2netps_normalised_map():
+    torch.manual_seed(0)
+    decoder = RefineDecoder(3).eval()
+    features, saliency = torch.rand(2, 128, 16, 16), torch.randn(2, 1, 64, 64) * 3
+    with torch.no_grad():
+        plain = decoder(features, saliency, torch.zeros(2, 3, 64, 64))
+        clicked = decoder(features, saliency, torch.rand(2, 3, 64, 64))
+    assert torch.allclose(plain, saliency_logit(saliency)), "a fresh decoder must start exactly at U2-Netp's map"
+    assert torch.allclose(plain, clicked), "a fresh decoder's corrections must be zero whatever the clicks"
+
+
+def test_saliency_logit_is_min_max_normalised():
+    d0 = torch.tensor([[[[-3.0, 0.0], [1.0, 5.0]]]])
+    p = torch.sigmoid(saliency_logit(d0))
+    assert p.min() == pytest.approx(1e-3, abs=1e-6) and p.max() == pytest.approx(1 - 1e-3, abs=1e-6)
+
+
+def test_trained_decoder_responds_to_a_negative_click():
+    torch.manual_seed(0)
+    decoder = RefineDecoder(3).eval()
+    torch.nn.init.normal_(decoder.fine[-1].weight, 0, 0.5)
+    features, saliency = torch.rand(1, 128, 16, 16), torch.randn(1, 1, 64, 64)
+    guidance = torch.zeros(1, 3, 64, 64)
+    clicked = guidance.clone()
+    clicked[0, 2, 30:34, 30:34] = 1.0  # the negative-click plane
+    with torch.no_grad():
+        change = (decoder(features, saliency, clicked) - decoder(features, saliency, guidance)).abs()
+    assert change[0, 0, 28:36, 28:36].max() > 1e-3, "the negative click plane does not reach the output"
+
+
+def test_fairs_u2_needs_rgb_then_sfg():
+    with pytest.raises(ValueError, match="rgb, sfg"):
+        FairsU2(InputSpec(input_size=64, input_channels=("rgb", "positive_clicks", "sfg")))
+
+
+def test_fairs_u2_runs_on_the_runtime_input():
+    model = FairsU2(CLICK_SPEC).eval()
+    x = torch.cat([torch.rand(1, 3, 64, 64) * 255, torch.rand(1, 3, 64, 64)], 1)
+    with torch.no_grad():
+        assert model(x).shape == (1, 1, 64, 64)
+
+
+def test_end_to_end_stem_copies_blue_into_sfg_and_zeroes_clicks():
+    model = U2EndToEnd(CLICK_SPEC)
+    model.init_guidance_stem()
+    stem = model.u2.stage1.conv_in[0].weight
+    assert torch.equal(stem[:, 3], stem[:, 2]), "paper 4.1: the SFG plane starts as the third input plane"
+    assert not stem[:, 4:].any(), "click planes must start at zero"
