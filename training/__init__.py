@@ -3,10 +3,13 @@
 Installed as ``fairs_sdk.training`` (package-dir mapping in pyproject.toml); needs
 the ``train`` extra. Importing it imports torch; ``import fairs_sdk`` does not.
 
-Modules: ``backbones`` (dilated timm backbones, 4-channel stem, local ImageNet
+Modules: ``channels`` (where each declared input channel sits), ``backbones``
+(dilated timm backbones whose stem takes the declared channels, local ImageNet
 weights), ``heads`` (DANet dual attention, DEXTR's PSP), ``model`` (FAIRSNet,
 ModelConfig, InputNormalizer), ``simulate`` (SPEC section 4 clicks, NumPy only),
-``data`` (instance sources and samples), ``losses``, ``config`` (TrainConfig,
+``sources`` (instance data sets), ``augmentation``, ``samples`` (training samples
+through the runtime's InputEncoder), ``guidance`` (the Gaussian ablation's encoder),
+``iterative`` (clicks on the model's own errors), ``losses``, ``config`` (TrainConfig,
 YAML/JSON, learning-rate schedule), ``train`` (Trainer, DDP, checkpoints),
 ``evaluate`` (metrics and reports), ``speed`` and ``cli`` (``fairs-train``).
 """

@@ -1,9 +1,11 @@
-"""Dilated timm backbones with a 4-channel stem (RGB + SFG) and local-file ImageNet weights.
+"""Dilated timm backbones whose stem takes the model's declared input channels, and local-file ImageNet weights.
 
 Every backbone is a timm ``features_only`` model returning its last feature map at
 stride ``output_stride`` (8 by default: the last two stages are dilated instead of
-strided, section 3.2 of the paper). Nothing is ever downloaded: timm is always
-called with ``pretrained=False`` and weights come from a local file only.
+strided, section 3.2 of the paper). Its first convolution sees the C planes of
+``input_channels`` (SPEC 1b; rgb + sfg is the paper's model). Nothing is ever
+downloaded: timm is always called with ``pretrained=False`` and weights come from a
+local file only; the 3-channel ImageNet stem is widened by :func:`remap_stem_weight`.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import importlib
 from collections import OrderedDict
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import timm
 import torch
 from torch import nn
+
+from fairs_sdk.config import DEFAULT_CHANNELS
+
+from .channels import channel_count, channel_slices, check_channels
 
 #: Backbones known to work with ``features_only=True`` and ``output_stride`` 8 or 16.
 #: Any other timm name that supports both is accepted too.
@@ -50,18 +56,23 @@ LOW_LEVEL_STRIDE = 4
 class Backbone(nn.Module):
     """A timm feature extractor: (B, in_chans, H, W) float -> (B, C, H/os, W/os) float.
 
+    Args:
+        name: timm model name.
+        input_channels: the input planes' names in order (SPEC 1b); ``in_chans`` is their width.
+        output_stride: 8, 16 or 32.
+
     Attributes:
         out_channels: C, channels of the returned feature map.
         low_level_channels: channels of the stride-4 map that :meth:`features` also returns.
         output_stride: os, the ratio of input to feature-map size (8 or 16).
     """
 
-    def __init__(self, name: str, in_chans: int = 4, output_stride: int = 8) -> None:
+    def __init__(self, name: str, input_channels: Sequence[str] = DEFAULT_CHANNELS, output_stride: int = 8) -> None:
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
-        if in_chans < 1:
-            raise ValueError(f"in_chans must be positive, got {in_chans}")
+        self.input_channels = check_channels(input_channels)
+        in_chans = channel_count(self.input_channels)
         try:
             self.body = timm.create_model(
                 name,
@@ -154,18 +165,30 @@ def _rename_by_order(state: Mapping[str, torch.Tensor], reference: Mapping[str, 
     return renamed
 
 
-def expand_stem_weight(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """(O, 3, k, k) RGB kernel -> (O, in_chans, k, k): extra channels copy the 3rd (B) kernel.
+def remap_stem_weight(weight: torch.Tensor, source: Sequence[str], target: Sequence[str]) -> torch.Tensor:
+    """A stem kernel for the planes of ``source`` -> one for those of ``target``.
 
-    This is the initialisation of section 4.1: the SFG channel starts as a copy of
-    the third input channel's kernel weights.
+    (O, C_source, k, k) -> (O, C_target, k, k). A channel named in both keeps its kernel.
+    A new ``sfg`` plane starts as a copy of the third RGB plane's kernel (paper 4.1:
+    "we copy the 3rd channel kernel-weights to the 4th channel"); new click-map planes
+    start at zero, so the widened network computes exactly what it did without them
+    and learns their kernels from there. ``source`` ("rgb",) widens an ImageNet stem.
     """
-    if weight.ndim != 4 or weight.shape[1] != 3:
-        raise ValueError(f"expected an (O, 3, k, k) stem kernel, got {tuple(weight.shape)}")
-    if in_chans < 3:
-        raise ValueError(f"in_chans must be at least 3, got {in_chans}")
-    extra = weight[:, 2:3].expand(-1, in_chans - 3, -1, -1)
-    return torch.cat([weight, extra], dim=1).contiguous()
+    source, target = check_channels(source, "source channels"), check_channels(target, "target channels")
+    source_planes = channel_slices(source)
+    width = channel_count(source)
+    if weight.ndim != 4 or weight.shape[1] != width:
+        raise ValueError(f"expected an (O, {width}, k, k) stem kernel for channels {list(source)}, got {tuple(weight.shape)}")
+    blue = weight[:, source_planes["rgb"].start + 2]
+    planes = []
+    for name in target:
+        if name in source_planes:
+            planes.append(weight[:, source_planes[name]])
+        elif name == "sfg":
+            planes.append(blue[:, None])
+        else:
+            planes.append(torch.zeros_like(blue)[:, None])
+    return torch.cat(planes, dim=1).contiguous()
 
 
 def load_imagenet_weights(backbone: Backbone, weights: str | Path) -> list[str]:
@@ -185,8 +208,8 @@ def load_imagenet_weights(backbone: Backbone, weights: str | Path) -> list[str]:
         reference = timm.create_model(backbone.name, pretrained=False).state_dict()
         state = _rename_by_order(state, reference)
     stem_key = next(key for key, value in target.items() if value.ndim == 4)
-    if stem_key in state and state[stem_key].shape[1] == 3 and backbone.in_chans != 3:
-        state[stem_key] = expand_stem_weight(state[stem_key], backbone.in_chans)
+    if stem_key in state and state[stem_key].shape[1] == 3 and backbone.input_channels != ("rgb",):
+        state[stem_key] = remap_stem_weight(state[stem_key], ("rgb",), backbone.input_channels)
     usable = {key: value for key, value in state.items() if key in target}
     for key, value in usable.items():
         if value.shape != target[key].shape:
@@ -199,16 +222,17 @@ def load_imagenet_weights(backbone: Backbone, weights: str | Path) -> list[str]:
 
 def create_backbone(
     name: str = "resnet101",
-    in_chans: int = 4,
+    input_channels: Sequence[str] = DEFAULT_CHANNELS,
     output_stride: int = 8,
     weights: str | Path | None = None,
 ) -> Backbone:
-    """A :class:`Backbone`, with ImageNet weights from a local file when ``weights`` is given.
+    """A :class:`Backbone` for ``input_channels``, with ImageNet weights from a local file
+    when ``weights`` is given (stem widened by :func:`remap_stem_weight`).
 
     Raises:
-        ValueError: unknown backbone, or weights that are incomplete or do not fit.
+        ValueError: unknown backbone or channel, or weights that are incomplete or do not fit.
     """
-    backbone = Backbone(name, in_chans=in_chans, output_stride=output_stride)
+    backbone = Backbone(name, input_channels=input_channels, output_stride=output_stride)
     if weights:
         missing = load_imagenet_weights(backbone, weights)
         if missing:

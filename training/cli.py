@@ -37,7 +37,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fairs_sdk.config import InputSpec
 
     from .baselines import GrabCutPredictor
-    from .data import build_source
+    from .sources import build_source
     from .evaluate import Predictor, RuntimePredictor, comparison_table, evaluate, write_report
 
     if args.checkpoint is None and args.model is None and not args.baseline:

@@ -16,15 +16,16 @@ from typing import Any, Sequence
 
 import yaml
 
-from fairs_sdk.config import InputSpec
+from fairs_sdk.config import DEFAULT_CHANNELS, InputSpec
 
-from .data import AugmentConfig, SimulationConfig
+from .augmentation import AugmentConfig
 from .model import ModelConfig
+from .samples import SimulationConfig
 
 
 @dataclass
 class DataConfig:
-    """Training and validation instance sources (see :func:`fairs_sdk.training.data.build_source`).
+    """Training and validation instance sources (see :func:`fairs_sdk.training.sources.build_source`).
 
     val_max_instances caps the per-epoch validation (full-image IoU with 4 exact
     extreme points).
@@ -77,7 +78,13 @@ class TrainConfig:
     batches); sync_bn converts them to SyncBatchNorm under DDP on GPUs.
     max_steps_per_epoch limits an epoch (0: whole data set). init_from: a training
     checkpoint whose network weights start this run (a warm start with a fresh
-    optimiser and schedule; a decoder the checkpoint lacks keeps its initialisation).
+    optimiser and schedule; a decoder the checkpoint lacks keeps its initialisation, and
+    input planes it lacks start as :func:`~fairs_sdk.training.backbones.remap_stem_weight` says).
+
+    ``model.input_channels`` decides the network's input planes; ``input.input_channels``
+    (what checkpoints and exported models carry) is set from it. A config that sets
+    ``input.input_channels`` to anything else than the default or
+    ``model.input_channels`` is refused, so the two can never disagree.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -104,6 +111,14 @@ class TrainConfig:
             raise ValueError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive, got {self.epochs}, {self.batch_size}")
+        declared = tuple(self.input.input_channels)
+        if declared != self.model.input_channels:
+            if declared != DEFAULT_CHANNELS:
+                raise ValueError(
+                    f"input.input_channels {list(declared)} differs from model.input_channels "
+                    f"{list(self.model.input_channels)}; set model.input_channels only"
+                )
+            self.input = dataclasses.replace(self.input, input_channels=self.model.input_channels)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
@@ -144,6 +159,8 @@ NESTED = {
 def _from_plain(cls: type, data: dict[str, Any], prefix: str) -> Any:
     if cls is InputSpec:
         return InputSpec.from_dict(dict(data))
+    if cls is ModelConfig:  # its from_dict also reads checkpoints that predate input_channels
+        return ModelConfig.from_dict(dict(data))
     if not isinstance(data, dict):
         raise ValueError(f"config section {prefix or '<root>'} must be a mapping, got {type(data).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}

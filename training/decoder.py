@@ -3,7 +3,7 @@
 At output stride 16 a 320 px canvas gives a 20 x 20 logit map: even the ideal map,
 upsampled, caps the mask IoU near 0.86 on DAVIS-345. :class:`SkipDecoder` adds a
 residual at stride 4 (DeepLabv3+'s low-level fusion, with the guidance map as an extra
-input so clicks land at full precision):
+input so clicks land at full precision; ``guidance`` is every non-RGB input plane):
 
     refined = up4(coarse) + f([up4(coarse), reduce(low_level), pool4(guidance)])
 
@@ -24,18 +24,21 @@ DECODERS = ("none", "skip")
 
 
 class SkipDecoder(nn.Module):
-    """(coarse logits (B, 1, h, w), low-level (B, C, H/4, W/4), guidance (B, 1, H, W)) -> (B, 1, H/4, W/4).
+    """(coarse logits (B, 1, h, w), low-level (B, C, H/4, W/4), guidance (B, G, H, W)) -> (B, 1, H/4, W/4).
 
     ``channels`` is the width of the fusion convolutions; the low-level features are
-    first reduced to ``channels // 2`` by a 1x1 conv.
+    first reduced to ``channels // 2`` by a 1x1 conv. ``guidance_channels`` is G, the
+    model's non-RGB input planes (1 for the paper's rgb + sfg).
     """
 
-    def __init__(self, low_level_channels: int, channels: int = 48) -> None:
+    def __init__(self, low_level_channels: int, channels: int = 48, guidance_channels: int = 1) -> None:
         super().__init__()
+        if guidance_channels < 1:
+            raise ValueError(f"guidance_channels must be positive, got {guidance_channels}")
         reduced = max(channels // 2, 8)
         self.reduce = nn.Sequential(nn.Conv2d(low_level_channels, reduced, 1), nn.ReLU(inplace=True))
         self.fuse = nn.Sequential(
-            nn.Conv2d(reduced + 2, channels, 3, padding=1),
+            nn.Conv2d(reduced + 1 + guidance_channels, channels, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(channels, channels, 3, padding=1),
             nn.ReLU(inplace=True),

@@ -20,10 +20,12 @@ from torch import nn
 
 from fairs_sdk.config import InputSpec
 from fairs_sdk.crop import paste_back
-from fairs_sdk.sfg import kernel_threads
+from fairs_sdk.encoder import Encoded
 
-from .data import InstanceSource, encode_input
+from .guidance import make_encoder
+from .samples import normalize_input
 from .simulate import corrective_click, drop_to_three_points, extreme_points, iou
+from .sources import InstanceSource
 
 MAX_CLICKS = 20
 NOC_THRESHOLDS = (0.85, 0.90)
@@ -32,8 +34,11 @@ NOC_THRESHOLDS = (0.85, 0.90)
 class Predictor:
     """Full-image probabilities from a FAIRS torch model (the training-side twin of the runtime).
 
-    ``model`` maps (B, 4, S, S) normalised input to (B, 1, S, S) logits in eval mode;
-    ``guidance`` is the 4th channel it was trained with ("sfg" or "gaussian").
+    The input is built as the runtime builds it, by :class:`fairs_sdk.encoder.InputEncoder`
+    (:meth:`encode`), then normalised by :func:`~fairs_sdk.training.samples.normalize_input`.
+    ``model`` maps that (B, C, S, S) input of ``spec.input_channels`` to (B, 1, S, S)
+    logits in eval mode; ``guidance`` is what its ``sfg`` plane was trained with ("sfg"
+    or "gaussian").
     """
 
     def __init__(self, model: nn.Module, spec: InputSpec, device: torch.device | str = "cpu", guidance: str = "sfg") -> None:
@@ -41,6 +46,26 @@ class Predictor:
         self.spec = spec
         self.device = torch.device(device)
         self.guidance = guidance
+        # The SFG of one 320-512 px canvas takes about a millisecond on one thread; on a CPU
+        # shared with torch a parallel kernel only waits for descheduled workers.
+        self.encoder = make_encoder(spec, guidance, sfg_threads=1 if self.device.type == "cpu" else None)
+
+    def encode(
+        self,
+        image: np.ndarray,
+        extreme: np.ndarray,
+        positive: np.ndarray | None = None,
+        negative: np.ndarray | None = None,
+    ) -> Encoded:
+        """The runtime input of one object (raw RGB 0..255, guidance planes) and its crop box.
+
+        ``image`` (H, W, 3) uint8 RGB; points (n, 2) (x, y) image pixels, None for no clicks.
+        """
+        extreme, positive, negative = (
+            np.empty((0, 2)) if p is None else np.asarray(p, dtype=np.float64).reshape(-1, 2)
+            for p in (extreme, positive, negative)
+        )
+        return self.encoder.encode(image, extreme, positive, negative)
 
     @torch.no_grad()
     def probabilities(
@@ -51,18 +76,15 @@ class Predictor:
         negative: np.ndarray | None = None,
     ) -> np.ndarray:
         """(H, W) float32 object probabilities for an (H, W, 3) uint8 RGB image; points (x, y)."""
-        # The SFG of one 320-512 px canvas takes about a millisecond on one thread; on a CPU
-        # shared with torch a parallel kernel only waits for descheduled workers.
-        with kernel_threads(1 if self.device.type == "cpu" else None):
-            net_input, box = encode_input(
-                image, self.spec, np.asarray(extreme, dtype=np.float64), positive, negative, self.guidance
-            )
+        encoded = self.encode(image, extreme, positive, negative)
         was_training = self.model.training
         self.model.eval()
-        logits = self.model(torch.from_numpy(net_input)[None].to(self.device))
-        self.model.train(was_training)
+        try:
+            logits = self.model(torch.from_numpy(normalize_input(encoded.input, self.spec))[None].to(self.device))
+        finally:
+            self.model.train(was_training)
         canvas = torch.sigmoid(logits.float())[0, 0].cpu().numpy()
-        return paste_back(canvas, box, image.shape)
+        return paste_back(canvas, encoded.box, image.shape)
 
 
 class RuntimePredictor:

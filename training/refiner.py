@@ -88,12 +88,13 @@ class RefineDecoder(nn.Module):
     Args:
         guidance_channels: number of non-RGB planes the model declares (SFG, click maps).
         width: channels of the stride-8 trunk.
-        fine_width: channels of the full-resolution branch.
+        fine_width: channels of the stride-2 branch.
         attention: DANet position + channel attention at stride 16.
 
     ``guidance`` is (N, G, S, S) float32 in [0, 1]: the declared planes in order, the
     SFG (if declared) first. The output is U2-Netp's normalised saliency logit plus a
-    coarse (stride 8) and a fine (stride 1) correction, both zero at initialisation.
+    coarse (stride 8) and a fine (stride 2) correction, both zero at initialisation and
+    upsampled onto the full-resolution base, which keeps U2-Netp's own boundaries.
     """
 
     def __init__(self, guidance_channels: int, width: int = 48, attention: bool = True, fine_width: int = 8) -> None:
@@ -128,9 +129,11 @@ class RefineDecoder(nn.Module):
             low = F.avg_pool2d(h, 2)
             low = self.position(low) + self.channel(low) - low
             h = h + F.interpolate(low, size=h.shape[2:], mode="bilinear", align_corners=False)
-        coarse = F.interpolate(self.coarse(h), size=base.shape[2:], mode="bilinear", align_corners=False)
-        logits = base + coarse
-        return logits + self.fine(torch.cat([logits / 7.0, planes], 1))
+        half = (base.shape[2] // 2, base.shape[3] // 2)
+        coarse = F.interpolate(self.coarse(h), size=half, mode="bilinear", align_corners=False)
+        logits = F.avg_pool2d(base, 2) + coarse
+        fine = self.fine(torch.cat([logits / 7.0, F.avg_pool2d(planes, 2)], 1))
+        return base + F.interpolate(coarse + fine, size=base.shape[2:], mode="bilinear", align_corners=False)
 
 
 class FairsU2(nn.Module):

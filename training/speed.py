@@ -51,7 +51,7 @@ def measure_training_speed(
     torch.manual_seed(0)
     model = build_model(config).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    inputs = torch.randn(batch_size, config.in_chans, size, size, device=device)
+    inputs = torch.randn(batch_size, config.channel_count, size, size, device=device)
     target = (torch.rand(batch_size, 1, size, size, device=device) > 0.7).float()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     scaler = torch.amp.GradScaler(device, enabled=precision == "fp16")

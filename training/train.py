@@ -1,7 +1,7 @@
 """The training loop: one process or many (torchrun / DistributedDataParallel), AMP, exact resume.
 
 Determinism: sample i of epoch e is built from seed (seed, e, i) (see
-:class:`~fairs_sdk.training.data.InstanceDataset`), the order of epoch e from
+:class:`~fairs_sdk.training.samples.InstanceDataset`), the order of epoch e from
 seed + e, and torch's global RNG (dropout) is reseeded from (seed, step, rank)
 before every step. So a run resumed from any checkpoint continues exactly as the
 uninterrupted run would have.
@@ -23,12 +23,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
+from fairs_sdk.config import DEFAULT_CHANNELS
+
 from .config import TrainConfig, learning_rate_factor
-from .data import InstanceDataset, InstanceSource, build_sources
 from .evaluate import Predictor, mean_iou_4pts
 from .iterative import add_corrective_clicks
 from .losses import multi_term_loss
-from .model import FAIRSNet, ModelConfig, build_model
+from .model import FAIRSNet, ModelConfig, adapt_input_weights, build_model
+from .samples import InstanceDataset
+from .sources import InstanceSource, build_sources
 
 CHECKPOINT_VERSION = 1
 
@@ -375,13 +378,19 @@ def initialise_from(model: FAIRSNet, checkpoint: str | Path) -> list[str]:
     """Load a training checkpoint's network weights into ``model`` (a warm start, not a resume).
 
     ``model`` may have a decoder that the checkpoint's network lacks; those modules
-    keep their initialisation. Returns the names of the modules that did.
+    keep their initialisation. It may declare other input channels than the
+    checkpoint's (read from its config; a bare state dict is taken as rgb + sfg): the
+    input kernels are remapped by :func:`~fairs_sdk.training.model.adapt_input_weights`.
+    Returns the names of the modules left at their initialisation.
 
     Raises:
         ValueError: the checkpoint has weights ``model`` lacks, or lacks any outside the decoder.
     """
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     weights = state["model"] if isinstance(state, dict) and "model" in state else state
+    has_config = isinstance(state, dict) and "config" in state
+    source_channels = ModelConfig.from_dict(state["config"]["model"]).input_channels if has_config else DEFAULT_CHANNELS
+    weights = adapt_input_weights(model, weights, source_channels)
     result = model.load_state_dict(weights, strict=False)
     missing = [key for key in result.missing_keys if not key.startswith("decoder.")]
     if result.unexpected_keys or missing:

@@ -28,3 +28,11 @@ def horses_root() -> Path:
     if not (HORSES / "images").is_dir():
         pytest.skip(f"shared training data not found at {HORSES}")
     return HORSES
+
+
+@pytest.fixture(scope="session")
+def horses(horses_root):
+    """Four Weizmann horses in memory, longer side at most 160 px."""
+    from fairs_sdk.training.sources import InMemorySource, build_source
+
+    return InMemorySource(build_source({"kind": "folder", "root": str(horses_root), "max_instances": 4}), max_side=160)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fairs_sdk.training.config import TrainConfig, load_config
-from fairs_sdk.training.data import InMemorySource, build_source
+from fairs_sdk.training.sources import InMemorySource, build_source
 from fairs_sdk.training.train import Trainer, launch_local, setup_distributed
 
 HORSES = Path(__file__).parents[2].parent / "shared" / "data" / "train" / "weizmann_horse"

@@ -10,7 +10,7 @@ import torch
 from fairs_sdk.config import InputSpec
 from fairs_sdk.training.cli import main
 from fairs_sdk.training.evaluate import Predictor, evaluate, evaluate_instance, number_of_clicks, summarize, write_report
-from fairs_sdk.training.data import InstanceSource
+from fairs_sdk.training.sources import InstanceSource
 
 
 class FixedPredictor(Predictor):

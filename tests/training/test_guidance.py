@@ -1,4 +1,4 @@
-"""Guidance maps: DEXTR's Gaussian heat map (ablation) and the dispatch to the SFG."""
+"""Guidance: DEXTR's Gaussian heat map (ablation) and the encoders that put it, or the SFG, in the sfg plane."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from fairs_sdk.sfg import soft_focus
-from fairs_sdk.training.guidance import gaussian_heatmap, guidance_map
+from fairs_sdk.config import InputSpec
+from fairs_sdk.encoder import InputEncoder, click_map
+from fairs_sdk.training.guidance import HeatmapEncoder, gaussian_heatmap, make_encoder
 
 EXTREME = np.array([[10.0, 30.0], [50.0, 30.0], [30.0, 12.0], [30.0, 48.0]])
 
@@ -35,11 +36,26 @@ def test_positive_click_adds_a_peak_and_negative_click_removes_one() -> None:
     assert plain[30, 10] == pytest.approx(1.0)
 
 
-def test_guidance_map_dispatches() -> None:
-    sfg = guidance_map("sfg", (60, 64), EXTREME, None, None, beta=5.0, kappa=2.0, sigma=10.0)
-    np.testing.assert_allclose(sfg, soft_focus((60, 64), EXTREME, beta=5.0, kappa=2.0, sigma=10.0), atol=1e-7)
-    gaussian = guidance_map("gaussian", (60, 64), EXTREME, None, None, beta=5.0, kappa=2.0, sigma=10.0)
-    np.testing.assert_array_equal(gaussian, gaussian_heatmap((60, 64), EXTREME, sigma=10.0))
+def test_make_encoder_picks_the_runtime_encoder_for_sfg() -> None:
+    spec = InputSpec(input_size=64)
+    encoder = make_encoder(spec, "sfg")
+    assert type(encoder) is InputEncoder, f"sfg models must use the runtime's own encoder, got {type(encoder).__name__}"
+
+
+def test_heatmap_encoder_replaces_only_the_sfg_plane() -> None:
+    spec = InputSpec(input_size=64, input_channels=("rgb", "positive_clicks", "sfg", "negative_clicks"))
+    positive, negative = np.array([[30.0, 30.0]]), np.array([[12.0, 50.0]])
+    encoder = make_encoder(spec, "gaussian")
+    assert isinstance(encoder, HeatmapEncoder)
+    planes = encoder.guidance(EXTREME, positive, negative)
+    assert planes.shape == (3, 64, 64) and planes.dtype == np.float32
+    np.testing.assert_array_equal(planes[1], gaussian_heatmap((64, 64), EXTREME, positive, negative, sigma=spec.sigma))
+    np.testing.assert_array_equal(planes[0], click_map(64, positive, spec.sigma), "click maps are the shared encoder's")
+    np.testing.assert_array_equal(planes[2], click_map(64, negative, spec.sigma), "click maps are the shared encoder's")
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    full = encoder.encode_canvas(pixels, EXTREME, positive, negative)
+    np.testing.assert_array_equal(full[0:3], pixels.transpose(2, 0, 1).astype(np.float32), "RGB must be the crop")
+    np.testing.assert_array_equal(full[[3, 4, 5]], planes, "encode_canvas must use the heat-map guidance")
 
 
 @pytest.mark.parametrize(
@@ -47,7 +63,7 @@ def test_guidance_map_dispatches() -> None:
     [
         (lambda: gaussian_heatmap((8, 8), EXTREME, sigma=0.0), "sigma must be positive"),
         (lambda: gaussian_heatmap((8, 8), EXTREME[:1]), "extreme"),
-        (lambda: guidance_map("disk", (8, 8), EXTREME, None, None, 5.0, 2.0, 10.0), "guidance must be one of"),
+        (lambda: make_encoder(InputSpec(), "disk"), "guidance must be one of"),
     ],
     ids=["sigma", "one-point", "unknown-kind"],
 )

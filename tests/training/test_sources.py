@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fairs_sdk.training.data import CocoInstances, FolderLabelMaps, FolderMasks, VOCInstances, build_source, build_sources
+from fairs_sdk.training.sources import CocoInstances, FolderLabelMaps, FolderMasks, VOCInstances, build_source, build_sources
 
 
 def write_rgb(path, h=20, w=30) -> None:

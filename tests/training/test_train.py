@@ -1,4 +1,4 @@
-"""Training pipeline: data samples, loss, config, schedule, a short real run, exact resume."""
+"""Training pipeline: loss, config, schedule, iterative rounds in the trainer, a short real run, exact resume."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import pytest
 import torch
 
 from fairs_sdk.config import InputSpec
+from fairs_sdk.training.channels import guidance_planes
 from fairs_sdk.training.config import OptimConfig, TrainConfig, learning_rate_factor, load_config
-from fairs_sdk.training.data import InMemorySource, InstanceDataset, SimulationConfig, build_source
 from fairs_sdk.training.evaluate import Predictor, mean_iou_4pts
 from fairs_sdk.training.losses import balanced_bce, multi_term_loss
-from fairs_sdk.training.model import InputNormalizer
 from fairs_sdk.training.train import ShardedSampler, Trainer
 
 
@@ -39,34 +38,6 @@ def tiny_config(tmp_path, *overrides: str) -> TrainConfig:
     )
 
 
-@pytest.fixture(scope="module")
-def horses(horses_root) -> InMemorySource:
-    return InMemorySource(build_source({"kind": "folder", "root": str(horses_root), "max_instances": 4}), max_side=160)
-
-
-def test_sample_shapes_and_sfg_channel(horses) -> None:
-    spec = InputSpec(input_size=48, relax=10)
-    sample = InstanceDataset(horses, spec, simulation=SimulationConfig(click_probability=1.0))[0]
-    assert sample["input"].shape == (4, 48, 48) and sample["input"].dtype == torch.float32
-    assert sample["target"].shape == (1, 48, 48) and set(sample["target"].unique().tolist()) <= {0.0, 1.0}
-    sfg = sample["input"][3]
-    assert 0.0 <= float(sfg.min()) and float(sfg.max()) == pytest.approx(1.0), "SFG channel must span [0, 1]"
-    assert 0.05 < float(sample["target"].mean()) < 0.95, "the crop must hold object and background"
-
-
-def test_sample_points_reproduce_its_guidance(horses) -> None:
-    from fairs_sdk.sfg import soft_focus
-    from fairs_sdk.training.data import unpad_points
-
-    spec = InputSpec(input_size=48, relax=10)
-    sample = InstanceDataset(horses, spec, simulation=SimulationConfig(click_probability=1.0, three_point_probability=1.0))[2]
-    extreme, positive, negative = (unpad_points(sample[key].numpy()) for key in ("extreme", "positive", "negative"))
-    assert sample["extreme"].shape == (4, 2) and len(extreme) == 3, "three points padded to four slots"
-    assert sample["positive"].shape == (2, 2) and sample["negative"].shape == (2, 2), "clicks padded to the max counts"
-    rebuilt = soft_focus((48, 48), extreme, positive, negative)
-    assert np.allclose(rebuilt, sample["input"][3].numpy(), atol=1e-5), "canvas points must re-encode the sample's SFG"
-
-
 def test_iterative_rounds_add_clicks_to_training_batches(tmp_path, horses) -> None:
     config = tiny_config(tmp_path, "data.simulation.iterative_probability=1.0", "data.simulation.max_iterative_clicks=2")
     trainer = Trainer(config, train_source=horses)
@@ -75,25 +46,9 @@ def test_iterative_rounds_add_clicks_to_training_batches(tmp_path, horses) -> No
     def clicks(sample_batch: dict) -> int:
         return int(sum((~torch.isnan(sample_batch[key][..., 0])).sum() for key in ("positive", "negative")))
 
+    planes = guidance_planes(config.input.input_channels)
     assert clicks(clicked) > clicks(batch), "iterative_probability=1 must add clicks to the batch"
-    assert not torch.equal(clicked["input"][:, 3], batch["input"][:, 3]), "the guidance must change with the clicks"
-
-
-def test_samples_are_reproducible_per_epoch(horses) -> None:
-    dataset = InstanceDataset(horses, InputSpec(input_size=48, relax=10))
-    first = dataset[1]["input"]
-    assert torch.equal(first, dataset[1]["input"]), "same (epoch, index) must give the same sample"
-    dataset.set_epoch(1)
-    assert not torch.equal(first, dataset[1]["input"]), "a new epoch must draw new augmentation and noise"
-
-
-def test_numpy_normalisation_matches_input_normalizer(horses) -> None:
-    spec = InputSpec(input_size=48, relax=10)
-    from fairs_sdk.training.data import normalize_rgb
-
-    rgb = np.random.default_rng(0).integers(0, 256, size=(5, 6, 3), dtype=np.uint8)
-    expected = InputNormalizer(spec.mean, spec.std)(torch.from_numpy(rgb).permute(2, 0, 1)[None].float(), torch.zeros(1, 1, 5, 6))
-    assert torch.allclose(torch.from_numpy(normalize_rgb(rgb, spec)), expected[0, :3], atol=1e-5), "two normalisations differ"
+    assert not torch.equal(clicked["input"][:, planes], batch["input"][:, planes]), "the guidance must change with the clicks"
 
 
 def test_balanced_bce_matches_formula() -> None:
@@ -129,6 +84,74 @@ def test_config_round_trip_and_unknown_keys(tmp_path) -> None:
     assert load_config(path).input == config.input, "InputSpec lost in the round trip"
     with pytest.raises(ValueError, match="unknown config keys"):
         load_config(None, ["optim.learning_rate=0.1"])
+
+
+def test_model_input_channels_reach_the_input_spec(tmp_path) -> None:
+    channels = ["rgb", "sfg", "positive_clicks", "negative_clicks"]
+    config = tiny_config(tmp_path, f"model.input_channels={channels}")
+    assert config.input.input_channels == tuple(channels), "checkpoints and exports read the channels from config.input"
+    assert config.input.channel_count == 6
+    path = tmp_path / "config.yaml"
+    config.save(path)
+    assert load_config(path).to_dict() == config.to_dict(), "YAML round trip changed the channels"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("input.input_channels=[rgb, positive_clicks]",), "set model.input_channels only"),
+        (("model.input_channels=[rgb, sfg]", "input.input_channels=[rgb, sfg, negative_clicks]"), "differs from"),
+        (("model.input_channels=[rgb, sfg, clicks]",), "model.input_channels"),
+    ],
+    ids=["input-only", "disagree", "unknown-name"],
+)
+def test_input_channels_are_refused_when_ambiguous_or_unknown(tmp_path, overrides, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        tiny_config(tmp_path, *overrides)
+
+
+def test_checkpoint_that_predates_input_channels_loads(tmp_path) -> None:
+    from fairs_sdk.training.model import ModelConfig, build_model
+    from fairs_sdk.training.train import load_model
+
+    torch.manual_seed(0)
+    config = ModelConfig(backbone="resnet18", head_channels=16, decoder="skip")
+    model = build_model(config).eval()
+    legacy_model = {k: v for k, v in config.to_dict().items() if k != "input_channels"} | {"in_chans": 4}
+    legacy_input = {k: v for k, v in InputSpec(input_size=64).to_dict().items() if k != "input_channels"}
+    torch.save({"version": 1, "config": {"model": legacy_model, "input": legacy_input}, "model": model.state_dict()}, tmp_path / "old.pt")
+    loaded, loaded_config = load_model(tmp_path / "old.pt")
+    assert loaded_config.input.input_channels == ("rgb", "sfg"), f"an old 4-plane checkpoint is rgb + sfg, got {loaded_config.input}"
+    x = torch.rand(1, 4, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x)), "the old checkpoint's network must compute what it computed"
+
+
+def test_warm_start_from_the_paper_model_to_click_maps(tmp_path) -> None:
+    from fairs_sdk.training.model import ModelConfig, build_model
+    from fairs_sdk.training.train import initialise_from
+
+    torch.manual_seed(0)
+    source = ModelConfig(backbone="resnet18", head_channels=16, decoder="skip")
+    plain = build_model(source).eval()
+    torch.save({"model": plain.state_dict(), "config": {"model": source.to_dict()}}, tmp_path / "plain.pt")
+    channels = ("rgb", "sfg", "positive_clicks", "negative_clicks")
+    clicks = build_model(ModelConfig(backbone="resnet18", head_channels=16, decoder="skip", input_channels=channels)).eval()
+    assert initialise_from(clicks, tmp_path / "plain.pt") == [], "every tensor must come from the checkpoint"
+    x = torch.rand(1, 4, 64, 64)
+    with torch.no_grad():
+        got = clicks(torch.cat([x, torch.rand(1, 2, 64, 64)], dim=1))
+        assert torch.allclose(got, plain(x), atol=1e-5), "new click-map planes start at zero: same output as the source"
+
+
+@pytest.mark.parametrize(
+    "name", ["fairs_resnet101", "ablation_base_psp", "default_lite0", "default_lite0_refine", "default_lite0_adamw"]
+)
+def test_shipped_training_configs_load(name: str) -> None:
+    from pathlib import Path
+
+    config = load_config(Path(__file__).parents[2] / "training" / "configs" / f"{name}.yaml")
+    assert config.input.input_channels == config.model.input_channels == ("rgb", "sfg"), f"{name}: {config.input}"
 
 
 def test_adamw_optimiser_keeps_head_multiplier(tmp_path, horses) -> None:

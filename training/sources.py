@@ -1,37 +1,43 @@
-"""Object-instance data sets and the training sample pipeline.
+"""Object-instance data sets: where training and evaluation instances come from.
 
-One sample is one object instance. A *source* lists instances and loads one as
-(image (H, W, 3) uint8 RGB, object (H, W) bool, ignore (H, W) bool). Sources:
-folders of images + masks (0 background, 255 object, 128 ignore), folders of
-images + region label maps (BSDS500 layout), COCO instance json (pycocotools),
-PASCAL VOC 2012 SegmentationObject and SBD instance masks.
-
-:class:`InstanceDataset` turns an instance into the network input of SPEC
-sections 2 and 4: simulated extreme points (and clicks), the relaxed crop resized
-to ``InputSpec.input_size``, and the SFG map from :func:`fairs_sdk.sfg.soft_focus`.
+A *source* lists object instances and loads one as (image (H, W, 3) uint8 RGB,
+object (H, W) bool, ignore (H, W) bool). Sources: folders of images + masks
+(0 background, 255 object, 128 ignore), folders of images + region label maps
+(BSDS500 layout), COCO instance json (pycocotools), PASCAL VOC 2012
+SegmentationObject and SBD instance masks; plus concatenation, subsets and an
+in-memory cache. :func:`build_source` makes one from a config entry.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from fairs_sdk.config import InputSpec
-from fairs_sdk.crop import crop_box, crop_resize, to_canvas
-
-from .guidance import guidance_map
-from .simulate import drop_to_three_points, extreme_points, noisy_extreme_points, sample_training_clicks
+__all__ = [
+    "Loaded",
+    "InstanceSource",
+    "FolderMasks",
+    "FolderLabelMaps",
+    "CocoInstances",
+    "VOCInstances",
+    "SBDInstances",
+    "ConcatSource",
+    "Subset",
+    "InMemorySource",
+    "build_source",
+    "build_sources",
+    "read_rgb",
+    "read_gray",
+]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 IGNORE_VALUE = 128
 
+#: (image (H, W, 3) uint8 RGB, object (H, W) bool, ignore (H, W) bool)
 Loaded = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -351,174 +357,3 @@ def build_sources(specs: Sequence[dict[str, Any] | str]) -> InstanceSource:
     """One source from a list of config entries (see :func:`build_source`)."""
     sources = [build_source(s) for s in specs]
     return sources[0] if len(sources) == 1 else ConcatSource(sources)
-
-
-@dataclass
-class SimulationConfig:
-    """Simulated user input for training samples (SPEC section 4, paper 4.5)."""
-
-    point_noise: float = 10.0
-    three_point_probability: float = 0.0
-    click_probability: float = 0.0
-    max_positive_clicks: int = 2
-    max_negative_clicks: int = 2
-    click_distance: tuple[float, float] = (15.0, 60.0)
-    iterative_probability: float = 0.0
-    max_iterative_clicks: int = 3
-
-
-def pad_points(points: np.ndarray, count: int) -> np.ndarray:
-    """(n, 2) points padded with NaN rows to (count, 2) float32 (batches need one shape)."""
-    points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
-    if len(points) > count:
-        raise ValueError(f"{len(points)} points do not fit {count} slots")
-    return np.vstack([points, np.full((count - len(points), 2), np.nan, dtype=np.float32)])
-
-
-def unpad_points(points: np.ndarray) -> np.ndarray:
-    """The rows of a :func:`pad_points` array that are not NaN: (n, 2) float64."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return points[~np.isnan(points).any(axis=1)]
-
-
-@dataclass
-class AugmentConfig:
-    """Random scale, rotation (degrees) and horizontal flip, about the object's centre."""
-
-    scale: tuple[float, float] = (0.75, 1.25)
-    rotation: float = 20.0
-    flip_probability: float = 0.5
-
-
-def augment(image: np.ndarray, obj: np.ndarray, ignore: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> Loaded:
-    """Randomly flipped, scaled and rotated copies (same size); masks use nearest neighbour."""
-    if rng.random() < config.flip_probability:
-        image, obj, ignore = image[:, ::-1], obj[:, ::-1], ignore[:, ::-1]
-    scale = rng.uniform(*config.scale)
-    angle = rng.uniform(-config.rotation, config.rotation)
-    ys, xs = np.nonzero(obj)
-    centre = (float(xs.min() + xs.max()) / 2, float(ys.min() + ys.max()) / 2)
-    matrix = cv2.getRotationMatrix2D(centre, angle, scale)
-    size = (image.shape[1], image.shape[0])
-    warped_image = cv2.warpAffine(np.ascontiguousarray(image), matrix, size, flags=cv2.INTER_LINEAR)
-    warped_obj = cv2.warpAffine(np.ascontiguousarray(obj, dtype=np.uint8), matrix, size, flags=cv2.INTER_NEAREST) > 0
-    warped_ignore = cv2.warpAffine(np.ascontiguousarray(ignore, dtype=np.uint8), matrix, size, flags=cv2.INTER_NEAREST) > 0
-    if not warped_obj.any():
-        return np.ascontiguousarray(image), np.ascontiguousarray(obj), np.ascontiguousarray(ignore)
-    return warped_image, warped_obj, warped_ignore
-
-
-def normalize_rgb(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32 ((x / 255 - mean) / std), as InputNormalizer."""
-    scale = 1.0 / (255.0 * np.asarray(spec.std, dtype=np.float32))
-    offset = np.asarray(spec.mean, dtype=np.float32) / np.asarray(spec.std, dtype=np.float32)
-    return (rgb.astype(np.float32) * scale - offset).transpose(2, 0, 1)
-
-
-def encode_input(
-    image: np.ndarray,
-    spec: InputSpec,
-    extreme: np.ndarray,
-    positive: np.ndarray | None = None,
-    negative: np.ndarray | None = None,
-    guidance: str = "sfg",
-) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Network input for one image and its clicks (SPEC section 2): ((4, S, S) float32, box).
-
-    Points are (x, y) image pixels; the box encloses the extreme points and positive
-    clicks, enlarged by ``spec.relax``; S = ``spec.input_size``. ``guidance`` picks the
-    4th channel: "sfg" (FAIRS) or "gaussian" (DEXTR's heat map, for the ablation).
-    """
-    positive = np.empty((0, 2)) if positive is None else np.asarray(positive, dtype=np.float64).reshape(-1, 2)
-    negative = np.empty((0, 2)) if negative is None else np.asarray(negative, dtype=np.float64).reshape(-1, 2)
-    box = crop_box(np.concatenate([extreme, positive]), spec.relax)
-    size = spec.input_size
-    crop = crop_resize(image, box, size)
-    heat = guidance_map(
-        guidance,
-        (size, size),
-        to_canvas(extreme, box, size),
-        to_canvas(positive, box, size),
-        to_canvas(negative, box, size),
-        beta=spec.beta,
-        kappa=spec.kappa,
-        sigma=spec.sigma,
-    )
-    return np.concatenate([normalize_rgb(crop, spec), heat[None]]), box
-
-
-class InstanceDataset(Dataset):
-    """Training / validation samples from an :class:`InstanceSource`.
-
-    ``dataset[i]`` is a dict of tensors: ``input`` (4, S, S) float32 (normalised RGB +
-    guidance map, see :func:`encode_input`), ``target`` (1, S, S) float32 in {0, 1},
-    ``valid`` (1, S, S) float32 (0 on ignore pixels), and the points in canvas pixels
-    ((x, y) float32, NaN rows pad to a fixed count): ``extreme`` (4, 2), ``positive``
-    and ``negative`` (max clicks, 2), from which iterative click training re-encodes
-    the guidance. With ``train=True`` each sample is augmented, its points noisy,
-    and random clicks are added per :class:`SimulationConfig`; the randomness of
-    sample i in epoch e comes from seed (seed, e, i) only, so it is the same in any
-    worker or process and after a resume.
-    """
-
-    def __init__(
-        self,
-        source: InstanceSource,
-        spec: InputSpec,
-        train: bool = True,
-        simulation: SimulationConfig | None = None,
-        augmentation: AugmentConfig | None = None,
-        seed: int = 0,
-        guidance: str = "sfg",
-    ) -> None:
-        self.source = source
-        self.guidance = guidance
-        self.spec = spec
-        self.train = train
-        self.simulation = simulation or SimulationConfig()
-        self.augmentation = augmentation or AugmentConfig()
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.epoch if self.train else 0, index])
-        image, obj, ignore = self.source.load(index)
-        if not obj.any():
-            raise ValueError(f"instance {self.source.describe(index)} has an empty mask")
-        sim = self.simulation
-        if self.train:
-            image, obj, ignore = augment(image, obj, ignore, rng, self.augmentation)
-            points = noisy_extreme_points(obj, rng, sim.point_noise)
-        else:
-            points = extreme_points(obj)
-        if rng.random() < sim.three_point_probability:
-            points = drop_to_three_points(points, rng)
-        positive = negative = np.empty((0, 2))
-        if self.train and rng.random() < sim.click_probability:
-            positive, negative = sample_training_clicks(
-                obj,
-                rng,
-                int(rng.integers(0, sim.max_positive_clicks + 1)),
-                int(rng.integers(0, sim.max_negative_clicks + 1)),
-                box=crop_box(points, self.spec.relax),
-                distance_range=tuple(sim.click_distance),
-            )
-        net_input, box = encode_input(image, self.spec, points, positive, negative, self.guidance)
-        size = self.spec.input_size
-        target = crop_resize(obj.astype(np.uint8), box, size, cv2.INTER_NEAREST)
-        ignored = crop_resize(ignore.astype(np.uint8), box, size, cv2.INTER_NEAREST)
-        return {
-            "input": torch.from_numpy(net_input),
-            "target": torch.from_numpy(target[None].astype(np.float32)),
-            "valid": torch.from_numpy((1 - ignored[None]).astype(np.float32)),
-            "extreme": torch.from_numpy(pad_points(to_canvas(points, box, size), 4)),
-            "positive": torch.from_numpy(pad_points(to_canvas(positive, box, size), sim.max_positive_clicks)),
-            "negative": torch.from_numpy(pad_points(to_canvas(negative, box, size), sim.max_negative_clicks)),
-        }
-
