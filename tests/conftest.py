@@ -35,5 +35,5 @@ def fake_u2netp(tmp_path_factory):
     path = tmp_path_factory.mktemp("u2netp") / "u2netp.onnx"
     with torch.no_grad():
         torch.onnx.export(Saliency(net), (torch.zeros(1, 3, 64, 64),), str(path), input_names=["input.1"],
-                          opset_version=11, dynamo=False)
+                          dynamic_axes={"input.1": {2: "height", 3: "width"}}, opset_version=11, dynamo=False)
     return path, net
