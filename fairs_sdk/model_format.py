@@ -13,17 +13,43 @@ Metadata (ONNX ``metadata_props``, string to string) carries everything else; a
 TensorRT engine carries the same dict in a JSON file beside it. Metadata written
 before models declared their channels has no ``input_channels`` in its input spec:
 such a model takes ``rgb, sfg`` (:data:`~fairs_sdk.config.DEFAULT_CHANNELS`).
+
+A two-part model (a bundle) is three files: the combined model above, ``X.onnx``,
+and beside it its two parts, whose metadata ``extra["part"]`` names them:
+
+- the image encoder (``image_encoder``), run once per crop on its RGB planes: input
+  ``rgb`` (N, 3, S, S) raw 0..255, outputs ``features`` (N, F, S/4, S/4) and
+  ``saliency`` (N, 1, S, S) (F is the graph's, 128 for U2-Netp);
+- the decoder (``decoder``), run once per click: inputs ``features``, ``saliency``
+  and ``guidance`` (N, G, S, S), the C - 3 guidance planes of ``input_channels`` in
+  order, output ``probabilities`` (N, 1, S, S).
+
+The combined file's ``extra["parts"]`` maps each part's name to its file, relative
+to the combined file's folder, and ``extra["part_sha256"]`` (optional) to its sha256,
+so that a stale part is refused rather than run. All three carry the same input spec.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from fairs_sdk.config import InputSpec
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "FORMAT_VERSION", "ModelMetadata", "NotAFairsModelError"]
+__all__ = [
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "FORMAT_VERSION",
+    "IMAGE_ENCODER",
+    "DECODER",
+    "PART_INPUTS",
+    "PART_OUTPUTS",
+    "ModelMetadata",
+    "NotAFairsModelError",
+]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
@@ -31,6 +57,13 @@ OUTPUT_NAME = "probabilities"
 FORMAT_VERSION = "1"
 
 _PREFIX = "fairs."
+
+#: Names of the two parts of a two-part model, as in ``extra["part"]`` and ``extra["parts"]``.
+IMAGE_ENCODER = "image_encoder"
+DECODER = "decoder"
+#: Each part's input and output names, in order.
+PART_INPUTS: dict[str, tuple[str, ...]] = {IMAGE_ENCODER: ("rgb",), DECODER: ("features", "saliency", "guidance")}
+PART_OUTPUTS: dict[str, tuple[str, ...]] = {IMAGE_ENCODER: ("features", "saliency"), DECODER: (OUTPUT_NAME,)}
 
 
 class NotAFairsModelError(ValueError):
@@ -91,7 +124,7 @@ class ModelMetadata:
                 raise ValueError(f"expected a JSON object, got {type(extra).__name__}")
         except (ValueError, TypeError) as err:
             raise NotAFairsModelError(f"{source} has malformed FAIRS metadata in '{key}': {err}") from None
-        return cls(
+        meta = cls(
             input_spec=spec,
             backbone=props.get(_PREFIX + "backbone", ""),
             head=props.get(_PREFIX + "head", ""),
@@ -100,3 +133,49 @@ class ModelMetadata:
             format_version=version,
             extra=extra,
         )
+        try:
+            _ = meta.parts, meta.part_sha256  # the two-part entries, checked once, where the metadata enters
+        except ValueError as err:
+            raise NotAFairsModelError(f"{source} has malformed FAIRS metadata in '{_PREFIX}extra': {err}") from None
+        return meta
+
+    @property
+    def part(self) -> str | None:
+        """What the file is in a two-part model: "image_encoder", "decoder", "combined"; None for a plain model."""
+        part = self.extra.get("part")
+        return part if isinstance(part, str) else None
+
+    @property
+    def parts(self) -> dict[str, str] | None:
+        """A combined file's parts: {"image_encoder": file, "decoder": file}, relative to its folder; None if none.
+
+        Raises ValueError when ``extra["parts"]`` is not such a mapping.
+        """
+        parts = self.extra.get("parts")
+        if parts is None:
+            return None
+        names = {IMAGE_ENCODER, DECODER}
+        if not isinstance(parts, dict) or set(parts) != names:
+            raise ValueError(f"'parts' must map exactly {sorted(names)} to file names, got {parts!r}")
+        for name, file in parts.items():
+            if not isinstance(file, str) or not file or Path(file).is_absolute():
+                raise ValueError(f"'parts' must give {name!r} as a file name relative to the model, got {file!r}")
+        return dict(parts)
+
+    @property
+    def part_sha256(self) -> dict[str, str]:
+        """sha256 hex digests of the parts named in :attr:`parts`, where the export recorded them."""
+        digests = self.extra.get("part_sha256", {})
+        if not isinstance(digests, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and len(v) == 64 for k, v in digests.items()
+        ):
+            raise ValueError(f"'part_sha256' must map part names to sha256 hex digests, got {digests!r}")
+        return dict(digests)
+
+    def part_paths(self, model_path: str | os.PathLike) -> dict[str, Path] | None:
+        """:attr:`parts` as paths beside ``model_path`` (the combined file); None for a model without parts."""
+        parts = self.parts
+        if parts is None:
+            return None
+        folder = Path(model_path).parent
+        return {name: folder / file for name, file in parts.items()}

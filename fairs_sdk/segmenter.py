@@ -17,22 +17,32 @@ callers that batch or time them:
 (S, C and the channel order, relax, SFG parameters, threshold) comes from the
 model's metadata. Each public method checks each value it is given once, where it
 enters; inside, checked values are passed on as they are.
+
+Two-part models (:mod:`fairs_sdk.model_format`): when the model file names an image
+encoder and a decoder beside it, the Segmenter loads them too. As in
+segment_anything's predictor, :meth:`Segmenter.embed` runs the image encoder once on
+an object's crop (-> :class:`ImageEmbedding`), and :meth:`Segmenter.predict` with that
+embedding runs only the decoder on the guidance planes, so a corrective click that
+keeps the crop box costs one decoder run. :meth:`Segmenter.segment` and
+:meth:`Segmenter.segment_many` run the combined file, as for any model.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
 from fairs_sdk import crop
-from fairs_sdk.backends import Backend, load_backend
-from fairs_sdk.config import InputSpec
+from fairs_sdk.backends import Backend, PartBackend, load_backend, load_part
+from fairs_sdk.config import CHANNEL_WIDTHS, InputSpec
 from fairs_sdk.encoder import Encoded, InputEncoder
-from fairs_sdk.model_format import ModelMetadata
+from fairs_sdk.model_format import DECODER, IMAGE_ENCODER, OUTPUT_NAME, ModelMetadata, NotAFairsModelError
 from fairs_sdk.result import Result
 from fairs_sdk.session import InteractiveSession
 from fairs_sdk.validation import (
@@ -45,7 +55,7 @@ from fairs_sdk.validation import (
 )
 
 
-__all__ = ["Segmenter", "Encoded", "Prepared", "DEFAULT_MODEL", "Result", "InputError"]
+__all__ = ["Segmenter", "Encoded", "ImageEmbedding", "Prepared", "DEFAULT_MODEL", "Result", "InputError"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -56,6 +66,26 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.onnx"
 Prepared = Encoded
 
 _OBJECT_KEYS = ("extreme_points", "positive_clicks", "negative_clicks")
+
+
+@dataclass(frozen=True, eq=False)
+class ImageEmbedding:
+    """The image encoder's output for one object's crop (:meth:`Segmenter.embed`).
+
+    Attributes:
+        features: (F, S/4, S/4) float32 feature planes.
+        saliency: (1, S, S) float32 saliency logits.
+        box: (x0, y0, x1, y1) crop box in image pixels, half-open (as ``Encoded.box``).
+        image_shape: (H, W) of the image.
+        rgb: (3, S, S) float32 raw RGB of the crop it was computed from, so that
+            :meth:`Segmenter.predict` can tell that an object's input has the same crop.
+    """
+
+    features: np.ndarray
+    saliency: np.ndarray
+    box: tuple[int, int, int, int]
+    image_shape: tuple[int, int]
+    rgb: np.ndarray
 
 
 def _default_model() -> Path:
@@ -92,12 +122,18 @@ class Segmenter:
         engine_cache: folder of TensorRT engines built from ONNX files for
             ``backend="tensorrt"`` (default ``$FAIRS_ENGINE_CACHE`` or
             ``~/.cache/fairs_sdk/engines``).
+        parts: the parts of a two-part ``.onnx`` model (image encoder and decoder, named
+            in its metadata, beside it), loaded on the same backend. ``None``: load
+            them when the model names them (a warning when one is missing); ``True``:
+            required; ``False``: never (:meth:`embed` is then unavailable).
 
     Raises:
         FileNotFoundError: the model file (or the bundled default) is missing.
         fairs_sdk.backends.ModelLoadError: the file is truncated or not a model.
         fairs_sdk.model_format.NotAFairsModelError: a model without FAIRS metadata.
         fairs_sdk.backends.ProviderError: a requested provider is missing or failed.
+        NotAFairsModelError: a part that does not belong to the model (other input
+            spec, other file than the export recorded, shapes that do not fit).
 
     Attributes:
         metadata: the model's :class:`~fairs_sdk.model_format.ModelMetadata`.
@@ -105,6 +141,7 @@ class Segmenter:
         encoder: the :class:`~fairs_sdk.encoder.InputEncoder` that builds its input
             (on checked input: points are (n, 2) float64 arrays).
         backend: the loaded inference backend.
+        image_encoder, decoder: the two parts' backends of a two-part model, else None.
 
     All methods may be called from several threads at once; an instance stays
     usable after any error.
@@ -121,6 +158,7 @@ class Segmenter:
         warmup: bool = True,
         sfg_threads: int | None = None,
         engine_cache: PathLike | None = None,
+        parts: bool | None = None,
     ) -> None:
         self.model_path = Path(model) if model is not None else _default_model()
         self.backend: Backend = load_backend(
@@ -129,6 +167,20 @@ class Segmenter:
         )
         self.metadata: ModelMetadata = self.backend.metadata
         self.spec: InputSpec = self.metadata.input_spec
+        rgb = self.spec.input_channels.index("rgb")
+        start = sum(CHANNEL_WIDTHS[n] for n in self.spec.input_channels[:rgb])
+        self._rgb_planes = slice(start, start + CHANNEL_WIDTHS["rgb"])
+        #: The input planes that are not RGB, in order: the decoder's ``guidance``.
+        self._guidance_planes = [i for i in range(self.spec.channel_count) if not start <= i < self._rgb_planes.stop]
+        self.image_encoder: PartBackend | None = None
+        self.decoder: PartBackend | None = None
+        found = self._part_paths(parts)
+        if found is not None:
+            options = dict(backend=self.backend.name, providers=providers, session_options=session_options,
+                           engine_cache=engine_cache)
+            self.image_encoder = load_part(found[IMAGE_ENCODER], IMAGE_ENCODER, **options)
+            self.decoder = load_part(found[DECODER], DECODER, **options)
+            self._check_parts(found)
         self.max_image_pixels = int(max_image_pixels)
         limit = self.backend.max_batch
         if max_batch is not None and max_batch < 1:
@@ -142,23 +194,81 @@ class Segmenter:
         if warmup:
             self._warmup()
 
+    def _part_paths(self, wanted: bool | None) -> dict[str, Path] | None:
+        """The parts' files to load, by part name; None for none (see ``parts`` in the class docs)."""
+        if wanted is False:
+            return None
+        paths = self.metadata.part_paths(self.model_path) if self.model_path.suffix.lower() == ".onnx" else None
+        if paths is None:
+            if wanted:
+                raise NotAFairsModelError(
+                    f"{self.model_path} names no image encoder and decoder (parts=True needs the combined "
+                    ".onnx file of a two-part model, exported by fairs_sdk.export.two_part.export_bundle)"
+                )
+            return None
+        missing = [str(p) for p in paths.values() if not p.is_file()]
+        if missing and wanted:
+            raise FileNotFoundError(f"{self.model_path}: its parts {missing} are missing")
+        if missing:
+            warnings.warn(
+                f"{self.model_path} names its parts but {missing} is not beside it: loaded without them, "
+                "so every corrective click runs the whole model",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+        return paths
+
+    def _check_parts(self, paths: dict[str, Path]) -> None:
+        """The parts must come from the same export as the model: same input spec, files and shapes."""
+        from fairs_sdk.trt import file_sha256  # torch- and TensorRT-free
+
+        digests = self.metadata.part_sha256
+        for name, part in ((IMAGE_ENCODER, self.image_encoder), (DECODER, self.decoder)):
+            if part.metadata.input_spec != self.spec:
+                raise NotAFairsModelError(
+                    f"{paths[name]} has another input spec than {self.model_path} "
+                    f"({part.metadata.input_spec} vs {self.spec}): it is not this model's {name}"
+                )
+            if name in digests and file_sha256(paths[name]) != digests[name]:
+                raise NotAFairsModelError(
+                    f"{paths[name]} is not the {name} that {self.model_path} was exported with "
+                    "(its sha256 differs): export the bundle again, or load with parts=False"
+                )
+        for name in ("features", "saliency"):
+            made, taken = self.image_encoder.output_shapes[name], self.decoder.input_shapes[name]
+            if len(made) != len(taken) or any(a is not None and b is not None and a != b for a, b in zip(made, taken)):
+                raise NotAFairsModelError(
+                    f"the image encoder gives {name!r} of shape {made}, the decoder takes {taken}: "
+                    "the two parts do not fit together"
+                )
+
     # ------------------------------------------------------------------ info
     @property
     def providers(self) -> tuple[str, ...]:
         """Execution providers actually in use, fastest first."""
         return self.backend.providers
 
+    @property
+    def two_part(self) -> bool:
+        """True when the image encoder and decoder are loaded: :meth:`embed` and ``predict(embedding=)`` work."""
+        return self.image_encoder is not None
+
     def __repr__(self) -> str:
         return (
             f"Segmenter(model={str(self.model_path)!r}, backend={self.backend.name!r}, "
             f"providers={list(self.providers)}, input_size={self.spec.input_size}, "
-            f"input_channels={list(self.spec.input_channels)})"
+            f"input_channels={list(self.spec.input_channels)}, two_part={self.two_part})"
         )
 
     def _warmup(self) -> None:
         s = self.spec.input_size
         image = np.zeros((s, s, 3), dtype=np.uint8)
-        self.segment(image, [(s * 0.25, s * 0.5), (s * 0.75, s * 0.5)])
+        points = [(s * 0.25, s * 0.5), (s * 0.75, s * 0.5)]
+        self.segment(image, points)
+        if self.two_part:
+            prepared = self.prepare(image, points)
+            self._predict([prepared], self.spec.threshold, [self.embed(prepared)])
 
     # ------------------------------------------------------------ pipeline
     def prepare(
@@ -206,24 +316,114 @@ class Segmenter:
         """Step 3: the (S, S) or (1, S, S) canvas probabilities of ``prepared`` as a full-size :class:`Result`."""
         return self._result(probabilities, prepared, self._threshold(threshold))
 
-    def predict(self, prepared: Sequence[Encoded], threshold: float | None = None) -> list[Result]:
+    def embed(self, prepared: Encoded) -> ImageEmbedding:
+        """Run the image encoder of a two-part model on one object's crop (its RGB planes).
+
+        Args:
+            prepared: what :meth:`prepare` (or ``encoder.encode``) returned for the object.
+
+        Returns:
+            :class:`ImageEmbedding` of the crop, for :meth:`predict`; valid for every
+            input of the same image with the same crop box (negative clicks keep the
+            box; a positive click outside the points' bounding box moves it, SPEC 2).
+
+        Raises:
+            InputError: the model has no parts (see :attr:`two_part`), or ``prepared``
+                is not an input of this model.
+        """
+        if not self.two_part:
+            raise InputError(f"{self.model_path} has no image encoder and decoder: embed() needs a two-part model")
+        self._check_prepared(prepared, "prepared")
+        rgb = np.array(prepared.input[self._rgb_planes], dtype=np.float32)  # a copy the embedding owns
+        out = self.image_encoder.run({"rgb": rgb[None]})
+        return ImageEmbedding(out["features"][0], out["saliency"][0], prepared.box, prepared.image_shape, rgb)
+
+    def predict(
+        self,
+        prepared: Sequence[Encoded],
+        threshold: float | None = None,
+        embedding: ImageEmbedding | Sequence[ImageEmbedding] | None = None,
+    ) -> list[Result]:
         """Steps 2 and 3 on objects from :meth:`prepare`, with one batched model call.
 
         Args:
             prepared: what :meth:`prepare` returned, one per object (any images).
             threshold: as in :meth:`segment`.
+            embedding: ``None`` runs the whole model. With :meth:`embed`'s output for
+                the same crop (one for all objects, or one per object), only the
+                decoder runs, on the objects' guidance planes.
 
         Returns:
             One :class:`Result` per object, in order.
-        """
-        return self._predict(prepared, self._threshold(threshold))
 
-    def _predict(self, prepared: Sequence[Encoded], threshold: float) -> list[Result]:
-        """:meth:`predict` with a checked threshold."""
+        Raises:
+            InputError: an embedding of another crop (another box, image or model),
+                or embeddings on a model without parts.
+        """
+        t = self._threshold(threshold)
+        if embedding is None:
+            return self._predict(prepared, t)
+        embeddings = [embedding] * len(prepared) if isinstance(embedding, ImageEmbedding) else list(embedding)
+        if len(embeddings) != len(prepared):
+            raise InputError(f"got {len(embeddings)} embeddings for {len(prepared)} objects: give one, or one per object")
+        if not self.two_part:
+            raise InputError(f"{self.model_path} has no decoder: predict(embedding=...) needs a two-part model")
+        for i, (p, e) in enumerate(zip(prepared, embeddings)):
+            self._check_prepared(p, f"prepared[{i}]")
+            self._check_embedding(e, p, i)
+        return self._predict(prepared, t, embeddings)
+
+    def _predict(
+        self, prepared: Sequence[Encoded], threshold: float, embeddings: Sequence[ImageEmbedding] | None = None
+    ) -> list[Result]:
+        """:meth:`predict` with a checked threshold (and checked embeddings, one per object)."""
         if not prepared:
             return []
-        probabilities = self.run(np.stack([p.input for p in prepared]))
+        if embeddings is None:
+            probabilities = self.run(np.stack([p.input for p in prepared]))
+        else:
+            probabilities = self._decode(prepared, embeddings)
         return [self._result(prob, p, threshold) for prob, p in zip(probabilities, prepared)]
+
+    def _decode(self, prepared: Sequence[Encoded], embeddings: Sequence[ImageEmbedding]) -> np.ndarray:
+        """The decoder on the objects' guidance planes and their crops' embeddings: (N, 1, S, S) float32."""
+        feeds = {
+            "features": np.stack([e.features for e in embeddings]),
+            "saliency": np.stack([e.saliency for e in embeddings]),
+            "guidance": np.stack([p.input[self._guidance_planes] for p in prepared]),
+        }
+        step = self.decoder.max_batch or len(prepared)
+        outs = [self.decoder.run({k: v[i : i + step] for k, v in feeds.items()})[OUTPUT_NAME]
+                for i in range(0, len(prepared), step)]
+        return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+    def _check_prepared(self, prepared: Encoded, name: str) -> None:
+        c, s = self.spec.channel_count, self.spec.input_size
+        x = getattr(prepared, "input", None)
+        if not isinstance(prepared, Encoded) or not isinstance(x, np.ndarray) or x.shape != (c, s, s):
+            raise InputError(f"{name} must be an Encoded input of this model ((C, S, S) = ({c}, {s}, {s})), "
+                             f"got {type(prepared).__name__} {getattr(x, 'shape', '')}")
+
+    def _check_embedding(self, embedding: ImageEmbedding, prepared: Encoded, index: int) -> None:
+        """``embedding`` must be of ``prepared``'s crop: same box, image size and RGB planes."""
+        if not isinstance(embedding, ImageEmbedding):
+            raise InputError(f"embedding for object {index} must be an ImageEmbedding from embed(), "
+                             f"got {type(embedding).__name__}")
+        if embedding.box != prepared.box or embedding.image_shape != prepared.image_shape:
+            raise InputError(
+                f"the embedding is of crop box {embedding.box} in a {embedding.image_shape} image, object {index}'s "
+                f"crop box is {prepared.box} in {prepared.image_shape}: embed() its input again (a positive click "
+                "outside the box moves the box)"
+            )
+        for name in ("features", "saliency"):
+            want = self.image_encoder.output_shapes[name][1:]
+            got = getattr(embedding, name).shape
+            if len(got) != len(want) or any(w is not None and g != w for g, w in zip(got, want)):
+                raise InputError(f"the embedding's {name} are {got}; this model's image encoder gives {want}: "
+                                 "an embedding of another model")
+        if not np.array_equal(embedding.rgb, prepared.input[self._rgb_planes]):
+            raise InputError(f"the embedding is of another image than object {index}'s (same box, other pixels): "
+                             "embed() its input")
 
     def _threshold(self, threshold: float | None) -> float:
         return self.spec.threshold if threshold is None else check_threshold(threshold)

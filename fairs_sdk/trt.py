@@ -16,7 +16,8 @@ cache miss (it needs ``tensorrt``, never torch).
   ``fairs.*`` ``metadata_props`` (:meth:`ModelMetadata.to_props`).
 - :class:`TensorRTEngine` runs an engine: (N, C, S, S) float32 in, (N, 1, S, S) float32
   probabilities out, through ``set_tensor_address`` / ``execute_async_v3``; C and S come
-  from the engine's optimisation profile (and so from the model's ``InputSpec``).
+  from the engine's optimisation profile (and so from the model's ``InputSpec``). The
+  parts of a two-part model (several named inputs and outputs) run through its ``run``.
 
 Written against the TensorRT 10 Python API documentation; not run on a GPU in this
 repository's CI (no GPU and no TensorRT there).
@@ -388,85 +389,139 @@ def gpu_info(device: int = 0) -> GpuInfo:
 class TensorRTEngine:
     """Run a serialized FAIRS engine on CUDA device ``device``.
 
-    ``engine`` is a path to a ``.engine`` file or its bytes. Call with (N, C, S, S)
-    float32 (the model's declared channels, RGB raw 0..255); returns (N, 1, S, S)
-    float32 probabilities. C and S are read from the engine's optimisation profile;
-    ``spec`` (the model's :class:`InputSpec`), when given, must agree with them.
-    Inputs larger than the profile's max batch run in chunks.
+    ``engine`` is a path to a ``.engine`` file or its bytes. A model's engine (input
+    ``input``, output ``probabilities``) is called with (N, C, S, S) float32 (the
+    model's declared channels, RGB raw 0..255) and returns (N, 1, S, S) float32
+    probabilities; C and S are read from the engine's optimisation profile, and
+    ``spec`` (the model's :class:`InputSpec`), when given, must agree with them. Any
+    engine, a part of a two-part model included, runs through :meth:`run`: named
+    (N, ...) float32 inputs to named outputs. Inputs larger than the profile's max
+    batch run in chunks.
 
     Attributes:
-        channels, size: C and S of the input.
+        input_names, output_names: the engine's I/O tensors, in the engine's order.
+        shapes: each tensor's shape at the profile's max batch, with None for N.
+        channels, size: C and S of a model's input (None for an engine with other I/O).
         min_batch, max_batch: the profile's range of N (smaller chunks are zero-padded).
     """
 
     def __init__(self, engine: str | Path | bytes, device: int = 0, spec: InputSpec | None = None) -> None:
         trt = import_tensorrt()
         self._cudart = cudart = import_cudart()
+        self._device_memory: dict[str, Any] = {}
+        self._stream = None
         cuda_check(cudart.cudaSetDevice(device))
         data = Path(engine).read_bytes() if isinstance(engine, (str, Path)) else bytes(engine)
         self._runtime = trt.Runtime(trt_logger(trt))
         self.engine = self._runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise RuntimeError("TensorRT could not deserialize the engine (built for another TensorRT or GPU?)")
-        names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
-        if names != {INPUT_NAME, OUTPUT_NAME}:
-            raise ValueError(f"engine tensors {sorted(names)} are not the FAIRS I/O {INPUT_NAME!r}, {OUTPUT_NAME!r}")
-        if self.engine.get_tensor_mode(INPUT_NAME) != trt.TensorIOMode.INPUT:
-            raise ValueError(f"engine tensor {INPUT_NAME!r} is not an input")
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input_names = tuple(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        self.output_names = tuple(n for n in names if n not in self.input_names)
+        if not self.input_names or not self.output_names:
+            raise ValueError(f"engine tensors {names}: need at least one input and one output")
         for name in names:
             if self.engine.get_tensor_dtype(name) != trt.float32:
                 raise ValueError(f"engine tensor {name} is {self.engine.get_tensor_dtype(name)}, expected float32")
-        min_shape, _, max_shape = (tuple(int(v) for v in shape) for shape in self.engine.get_tensor_profile_shape(INPUT_NAME, 0))
-        self.min_batch = min_shape[0]
-        self.max_batch, self.channels, self.size, _ = max_shape
-        if spec is not None and (self.channels, self.size) != (spec.channel_count, spec.input_size):
-            raise ValueError(
-                f"engine takes (N, {self.channels}, {self.size}, {self.size}); the model's metadata declares "
-                f"(N, {spec.channel_count}, {spec.input_size}, {spec.input_size}) for {list(spec.input_channels)}"
-            )
+        profiles = {
+            n: [tuple(int(v) for v in shape) for shape in self.engine.get_tensor_profile_shape(n, 0)]
+            for n in self.input_names
+        }
+        batches = {(shapes[0][0], shapes[2][0]) for shapes in profiles.values()}
+        if len(batches) != 1:
+            raise ValueError(f"the engine's inputs have different batch ranges in their profile: {profiles}")
+        self.min_batch, self.max_batch = batches.pop()
         self.context = self.engine.create_execution_context()
-        plane = self.size * self.size * _FLOAT32_BYTES
+        largest = {n: shapes[2] for n, shapes in profiles.items()}
+        for name, shape in largest.items():
+            if not self.context.set_input_shape(name, shape):
+                raise ValueError(f"engine rejects its own profile's max shape {shape} for {name!r}")
+        for name in self.output_names:
+            shape = tuple(int(v) for v in self.context.get_tensor_shape(name))
+            if any(v < 0 for v in shape):
+                raise ValueError(f"engine output {name!r} has a data-dependent shape {shape}")
+            largest[name] = shape
+        self.shapes: dict[str, tuple[int | None, ...]] = {n: (None, *shape[1:]) for n, shape in largest.items()}
+        self.channels: int | None = None
+        self.size: int | None = None
+        if self.input_names == (INPUT_NAME,) and OUTPUT_NAME in self.output_names:
+            _, self.channels, self.size, _ = largest[INPUT_NAME]
+            if spec is not None and (self.channels, self.size) != (spec.channel_count, spec.input_size):
+                raise ValueError(
+                    f"engine takes (N, {self.channels}, {self.size}, {self.size}); the model's metadata declares "
+                    f"(N, {spec.channel_count}, {spec.input_size}, {spec.input_size}) for {list(spec.input_channels)}"
+                )
+        elif spec is not None:
+            raise ValueError(f"spec checks a model's engine ({INPUT_NAME!r} -> {OUTPUT_NAME!r}); this one takes "
+                             f"{list(self.input_names)}")
         self._stream = cuda_check(cudart.cudaStreamCreate())
-        self._d_in = cuda_check(cudart.cudaMalloc(self.max_batch * self.channels * plane))
-        self._d_out = cuda_check(cudart.cudaMalloc(self.max_batch * plane))
-        self.context.set_tensor_address(INPUT_NAME, int(self._d_in))
-        self.context.set_tensor_address(OUTPUT_NAME, int(self._d_out))
+        for name, shape in largest.items():
+            self._device_memory[name] = cuda_check(cudart.cudaMalloc(int(np.prod(shape)) * _FLOAT32_BYTES))
+            self.context.set_tensor_address(name, int(self._device_memory[name]))
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities."""
+        """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities, for a model's engine."""
+        if self.size is None:
+            raise ValueError(f"this engine takes {list(self.input_names)}: call run() with named inputs")
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
         expected = (self.channels, self.size, self.size)
         if inputs.ndim != 4 or inputs.shape[1:] != expected:
             raise ValueError(f"expected (N, {', '.join(map(str, expected))}) float32, got {inputs.shape}")
-        outputs = [self._run(inputs[i : i + self.max_batch]) for i in range(0, len(inputs), self.max_batch)]
-        return np.concatenate(outputs) if outputs else np.zeros((0, 1, self.size, self.size), np.float32)
+        return self.run({INPUT_NAME: inputs})[OUTPUT_NAME]
 
-    def _run(self, chunk: np.ndarray) -> np.ndarray:
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Named (N, ...) float32 inputs, one per input tensor, all with the same N -> named outputs."""
+        if set(feeds) != set(self.input_names):
+            raise ValueError(f"engine inputs are {list(self.input_names)}, got {sorted(feeds)}")
+        arrays = {n: np.ascontiguousarray(feeds[n], dtype=np.float32) for n in self.input_names}
+        for name, array in arrays.items():
+            if array.shape[1:] != self.shapes[name][1:]:
+                raise ValueError(f"input {name!r}: expected (N, {', '.join(map(str, self.shapes[name][1:]))}), "
+                                 f"got {array.shape}")
+        counts = {len(array) for array in arrays.values()}
+        if len(counts) != 1:
+            raise ValueError(f"inputs have different batch sizes: { {n: a.shape for n, a in arrays.items()} }")
+        count = counts.pop()
+        if count == 0:
+            return {n: np.zeros((0, *self.shapes[n][1:]), np.float32) for n in self.output_names}
+        step = self.max_batch
+        chunks = [self._run({n: a[i : i + step] for n, a in arrays.items()}) for i in range(0, count, step)]
+        if len(chunks) == 1:
+            return chunks[0]
+        return {n: np.concatenate([c[n] for c in chunks]) for n in self.output_names}
+
+    def _run(self, chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         cudart = self._cudart
-        count = len(chunk)
+        count = len(next(iter(chunk.values())))
         if count < self.min_batch:  # pad up to the profile's minimum
-            chunk = np.concatenate([chunk, np.zeros((self.min_batch - count, *chunk.shape[1:]), np.float32)])
-        out = np.empty((len(chunk), 1, self.size, self.size), dtype=np.float32)
-        if not self.context.set_input_shape(INPUT_NAME, tuple(chunk.shape)):
-            raise ValueError(f"engine rejects input shape {chunk.shape}")
+            pad = self.min_batch - count
+            chunk = {n: np.concatenate([a, np.zeros((pad, *a.shape[1:]), np.float32)]) for n, a in chunk.items()}
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        cuda_check(cudart.cudaMemcpyAsync(self._d_in, chunk.ctypes.data, chunk.nbytes, h2d, self._stream))
+        for name, array in chunk.items():
+            if not self.context.set_input_shape(name, tuple(array.shape)):
+                raise ValueError(f"engine rejects input shape {array.shape} for {name!r}")
+            cuda_check(cudart.cudaMemcpyAsync(self._device_memory[name], array.ctypes.data, array.nbytes, h2d,
+                                              self._stream))
         if not self.context.execute_async_v3(int(self._stream)):
             raise RuntimeError("TensorRT execution failed")
-        cuda_check(cudart.cudaMemcpyAsync(out.ctypes.data, self._d_out, out.nbytes, d2h, self._stream))
+        outputs = {}
+        for name in self.output_names:
+            out = np.empty(tuple(int(v) for v in self.context.get_tensor_shape(name)), dtype=np.float32)
+            cuda_check(cudart.cudaMemcpyAsync(out.ctypes.data, self._device_memory[name], out.nbytes, d2h,
+                                              self._stream))
+            outputs[name] = out
         cuda_check(cudart.cudaStreamSynchronize(self._stream))
-        return out[:count]
+        return {name: out[:count] for name, out in outputs.items()}
 
     def close(self) -> None:
         """Free the device buffers and the stream (also done on garbage collection)."""
         cudart = getattr(self, "_cudart", None)
         if cudart is None:
             return
-        for name in ("_d_in", "_d_out"):
-            pointer = getattr(self, name, None)
-            if pointer is not None:
-                cudart.cudaFree(pointer)
-                setattr(self, name, None)
+        memory = getattr(self, "_device_memory", {})
+        for name in list(memory):
+            cudart.cudaFree(memory.pop(name))
         if getattr(self, "_stream", None) is not None:
             cudart.cudaStreamDestroy(self._stream)
             self._stream = None

@@ -48,3 +48,69 @@ def test_decoder_export_parity(tmp_path, trained_decoder):
 def test_encoder_export_matches_torch(tmp_path, fake_u2netp):
     path = export_image_encoder(fake_u2netp[0], SPEC, tmp_path / "encoder.onnx")
     assert read_metadata(path).extra["part"] == "image_encoder"
+
+
+# --------------------------------------------------------------------------- bundle
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, fake_u2netp, trained_decoder):
+    from fairs_sdk.export.two_part import export_bundle
+
+    model = build_fairs_u2(fake_u2netp[0], trained_decoder.state_dict(), SPEC, width=16)
+    return export_bundle(model, tmp_path_factory.mktemp("bundle"), "u2", extra={"training": "test"})
+
+
+def test_bundle_writes_three_files_side_by_side(bundle):
+    names = [p.name for p in (bundle.combined, bundle.image_encoder, bundle.decoder)]
+    assert names == ["u2.onnx", "u2.encoder.onnx", "u2.decoder.onnx"], names
+    assert bundle.combined.parent == bundle.image_encoder.parent == bundle.decoder.parent
+
+
+def test_bundle_parity_of_all_three_files(bundle):
+    assert set(bundle.parity) == {"combined", "image_encoder", "decoder"}, bundle.parity
+    assert all(diff <= 1e-4 for diff in bundle.parity.values()), f"ONNX Runtime vs PyTorch: {bundle.parity}"
+
+
+def test_bundle_metadata_names_the_parts_with_their_digests(bundle):
+    from fairs_sdk.trt import file_sha256
+
+    meta = read_metadata(bundle.combined)
+    assert meta.part == "combined" and meta.parts == {"image_encoder": "u2.encoder.onnx", "decoder": "u2.decoder.onnx"}
+    assert meta.part_sha256 == {"image_encoder": file_sha256(bundle.image_encoder), "decoder": file_sha256(bundle.decoder)}
+    assert meta.part_paths(bundle.combined) == {"image_encoder": bundle.image_encoder, "decoder": bundle.decoder}
+    for path, part in ((bundle.image_encoder, "image_encoder"), (bundle.decoder, "decoder")):
+        part_meta = read_metadata(path)
+        assert part_meta.part == part and part_meta.parts is None, f"{path.name}: {part_meta.extra}"
+        assert part_meta.input_spec == SPEC and part_meta.extra["training"] == "test", f"{path.name}: {part_meta}"
+
+
+def test_bundle_parts_together_equal_the_combined_file(bundle):
+    from fairs_sdk.export.onnx_export import onnxruntime_session
+
+    x = np.concatenate([np.random.default_rng(3).random((2, 3, 64, 64), dtype=np.float32) * 255,
+                        np.random.default_rng(4).random((2, 3, 64, 64), dtype=np.float32)], 1)
+    (whole,) = onnxruntime_session(bundle.combined).run(None, {"input": x})
+    features, saliency = onnxruntime_session(bundle.image_encoder).run(None, {"rgb": x[:, :3]})
+    (parts,) = onnxruntime_session(bundle.decoder).run(
+        None, {"features": features, "saliency": saliency, "guidance": x[:, 3:]})
+    assert np.abs(parts - whole).max() <= 1e-5, f"encoder + decoder differ from the combined graph by {np.abs(parts - whole).max():.2e}"
+
+
+def test_bundle_stem_must_be_a_file_name(tmp_path, fake_u2netp, trained_decoder):
+    from fairs_sdk.export.two_part import export_bundle
+
+    model = build_fairs_u2(fake_u2netp[0], trained_decoder.state_dict(), SPEC, width=16)
+    with pytest.raises(ValueError, match="stem"):
+        export_bundle(model, tmp_path, "sub/u2")
+
+
+def test_part_profiles_for_tensorrt_come_from_the_graph():
+    from fairs_sdk.export.trt_build import part_profile_shapes
+
+    dims = {"features": (-1, 128, 16, 16), "saliency": (-1, 1, 64, 64), "guidance": (-1, 3, 64, 64)}
+    profiles = part_profile_shapes("decoder", dims, "d.onnx", min_batch=1, opt_batch=2, max_batch=8)
+    assert profiles["guidance"] == ((1, 3, 64, 64), (2, 3, 64, 64), (8, 3, 64, 64)), profiles
+    assert profiles["features"][2] == (8, 128, 16, 16), profiles
+    with pytest.raises(ValueError, match="fixed other dimensions"):
+        part_profile_shapes("decoder", {**dims, "guidance": (-1, -1, 64, 64)}, "d.onnx")
+    with pytest.raises(ValueError, match=r"expected \['rgb'\]"):
+        part_profile_shapes("image_encoder", dims, "d.onnx")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model_files import CLICK_SPEC, DATA, export_tiny_model, make_echo_model  # noqa: E402
+from model_files import CLICK_SPEC, DATA, export_tiny_bundle, export_tiny_model, make_echo_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +61,20 @@ def click_segmenters(tmp_path_factory) -> dict:
                                         spec=CLICK_SPEC))
         for name in CLICK_SPEC.input_channels
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, fake_u2netp):
+    """A 64 x 64 two-part model (``Bundle``: combined file, image encoder, decoder) on fake U2-Netp weights."""
+    return export_tiny_bundle(tmp_path_factory.mktemp("bundle"), fake_u2netp[0])
+
+
+@pytest.fixture(scope="session")
+def two_part_segmenter(tiny_bundle):
+    """``Segmenter`` on the tiny bundle's combined file, with its parts loaded."""
+    from fairs_sdk import Segmenter
+
+    return Segmenter(tiny_bundle.combined, backend="onnxruntime")
 
 
 @pytest.fixture

@@ -113,3 +113,18 @@ def make_echo_model(
         helper.set_model_props(model, fairs_props(spec, legacy_metadata=legacy_metadata))
     onnx.save(model, str(path))
     return path
+
+
+def export_tiny_bundle(folder: Path, u2netp_weights: Path, spec: InputSpec = CLICK_SPEC, stem: str = "tiny_u2"):
+    """Export a 64 x 64 two-part model into ``folder``; returns the :class:`~fairs_sdk.export.two_part.Bundle`."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from fairs_sdk.export.two_part import build_fairs_u2, export_bundle
+    from fairs_sdk.training.refiner import RefineDecoder
+
+    torch.manual_seed(0)
+    decoder = RefineDecoder(spec.channel_count - 3, width=16)
+    for parameter in decoder.parameters():  # the last layers start at zero: make the clicks count
+        torch.nn.init.normal_(parameter, 0.0, 0.05)
+    model = build_fairs_u2(u2netp_weights, decoder.state_dict(), spec, width=16)
+    return export_bundle(model, folder, stem)

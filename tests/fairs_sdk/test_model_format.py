@@ -76,3 +76,31 @@ def test_extra_must_be_a_json_object():
     props["fairs.extra"] = "[1, 2]"
     with pytest.raises(NotAFairsModelError, match="fairs.extra"):
         ModelMetadata.from_props(props)
+
+
+# ------------------------------------------------------------------ two-part models
+PARTS = {"image_encoder": "m.encoder.onnx", "decoder": "m.decoder.onnx"}
+
+
+def test_parts_resolve_beside_the_combined_file(tmp_path):
+    meta = ModelMetadata.from_props(ModelMetadata(InputSpec(), "u2netp", extra={"part": "combined", "parts": PARTS}).to_props())
+    assert meta.part == "combined"
+    assert meta.part_paths(tmp_path / "m.onnx") == {k: tmp_path / v for k, v in PARTS.items()}
+
+
+def test_model_without_parts_has_none():
+    meta = ModelMetadata(InputSpec(), "resnet18")
+    assert meta.part is None and meta.parts is None and meta.part_paths("m.onnx") is None and meta.part_sha256 == {}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"parts": {"image_encoder": "a.onnx"}}, {"parts": ["a.onnx", "b.onnx"]},
+     {"parts": {**PARTS, "decoder": "/abs/d.onnx"}}, {"parts": {**PARTS, "decoder": ""}},
+     {"parts": PARTS, "part_sha256": {"decoder": "abc"}}],
+    ids=["one-part", "list", "absolute", "empty-name", "bad-digest"],
+)
+def test_malformed_parts_are_not_a_fairs_model(extra):
+    props = ModelMetadata(InputSpec(), "u2netp", extra=extra).to_props()
+    with pytest.raises(NotAFairsModelError, match="m.onnx has malformed FAIRS metadata in 'fairs.extra'"):
+        ModelMetadata.from_props(props, source="m.onnx")
