@@ -164,3 +164,93 @@ def test_each_click_checks_only_the_new_click_and_the_threshold(sfg_segmenter, m
 def test_bad_session_threshold_is_refused(sfg_segmenter):
     with pytest.raises(InputError, match="threshold"):
         sfg_segmenter.session(IMAGE, POINTS, threshold=1.5)
+
+
+# ------------------------------------------------------------------ two-part models
+PHOTO = np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+
+
+def close(a, b, atol: float = 1e-5) -> bool:
+    """Same box and mask, probabilities within ``atol`` (the decoder path against the combined file)."""
+    return a.box == b.box and np.abs(a.probabilities - b.probabilities).max() <= atol and np.array_equal(a.mask, b.mask)
+
+
+@pytest.fixture
+def counted(tiny_bundle, monkeypatch):
+    """A two-part Segmenter whose three backends count their runs: (segmenter, counts)."""
+    from fairs_sdk import Segmenter
+
+    seg = Segmenter(tiny_bundle.combined, warmup=False)
+    assert seg.two_part, "test setup: the bundle's parts did not load"
+    counts = {"backend": 0, "image_encoder": 0, "decoder": 0}
+    for name in counts:
+        target = getattr(seg, name)
+
+        def run(*args, _run=target.run, _name=name):
+            counts[_name] += 1
+            return _run(*args)
+
+        monkeypatch.setattr(target, "run", run)
+    return seg, counts
+
+
+def test_two_part_session_encodes_the_crop_once_and_decodes_each_click(counted):
+    seg, counts = counted
+    session = seg.session(PHOTO, POINTS)
+    assert counts == {"backend": 0, "image_encoder": 1, "decoder": 1}, f"session start ran {counts}"
+    r1 = session.add_negative(160, 115)
+    r2 = session.add_positive(200, 130)  # inside the extreme points' box: the crop box stays
+    assert counts == {"backend": 0, "image_encoder": 1, "decoder": 3}, f"two clicks in the box ran {counts}"
+    assert session.embedding.box == r2.box == session.result.box
+    assert close(r1, seg.segment(PHOTO, POINTS, negative_clicks=[(160, 115)])), "click 1 differs from segment()"
+    assert close(r2, seg.segment(PHOTO, POINTS, [(200, 130)], [(160, 115)])), "click 2 differs from segment()"
+
+
+def test_positive_click_outside_the_box_runs_the_encoder_again(counted):
+    seg, counts = counted
+    session = seg.session(PHOTO, POINTS)
+    start_box = session.result.box
+    result = session.add_positive(300, 200)  # beyond the extreme points' box: a new crop box (SPEC 2)
+    assert result.box != start_box, "test setup: the click should move the crop box"
+    assert counts == {"backend": 0, "image_encoder": 2, "decoder": 2}, f"a click that moved the box ran {counts}"
+    assert close(result, seg.segment(PHOTO, POINTS, positive_clicks=[(300, 200)])), "result differs from segment()"
+    assert session.embedding.box == result.box
+
+
+def test_undo_returns_to_the_previous_box_without_running_anything(counted):
+    seg, counts = counted
+    session = seg.session(PHOTO, POINTS)
+    first = session.embedding
+    session.add_positive(300, 200)
+    before = dict(counts)
+    session.undo()
+    assert counts == before, f"undo ran {counts} (was {before})"
+    assert session.embedding is first, "undo did not go back to the first box's embedding"
+    result = session.add_negative(160, 115)
+    assert counts["image_encoder"] == before["image_encoder"], "a click after undo re-encoded a crop it had"
+    assert close(result, seg.segment(PHOTO, POINTS, negative_clicks=[(160, 115)]))
+
+
+def test_reset_keeps_the_first_embedding(counted):
+    seg, counts = counted
+    session = seg.session(PHOTO, POINTS)
+    first = session.embedding
+    session.add_positive(300, 200)
+    session.add_negative(160, 115)
+    session.reset()
+    assert session.embedding is first and session.clicks == ()
+    session.add_negative(100, 100)
+    assert counts["image_encoder"] == 2, f"reset then a click in the first box re-encoded it: {counts}"
+
+
+def test_session_without_parts_has_no_embedding(sfg_segmenter):
+    session = sfg_segmenter.session(IMAGE, POINTS)
+    session.add_negative(160, 115)
+    assert session.embedding is None
+
+
+def test_two_part_session_uses_only_the_public_segmenter_api(two_part_segmenter):
+    session = InteractiveSession(PublicOnly(two_part_segmenter), PHOTO, POINTS, threshold=0.3)
+    result = session.add_negative(160, 115)
+    assert session.embedding is not None, "the session did not use the parts"
+    assert close(result, two_part_segmenter.segment(PHOTO, POINTS, negative_clicks=[(160, 115)], threshold=0.3))
