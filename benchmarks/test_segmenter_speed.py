@@ -10,12 +10,22 @@ its "reference" are printed at the end (benchmarks/conftest.py):
   for a 640 x 480 and a 1920 x 1080 image; the input stages are the model's own
   :class:`~fairs_sdk.encoder.InputEncoder` (crop, then the guidance channels it declares).
 - ``8 objects``: ``segment_many`` with 8 objects against 8 ``segment`` calls.
+- ``per click, WxH``: an :class:`~fairs_sdk.InteractiveSession` on a two-part model:
+  its first result (crop, image encoder, decoder; the reference) against each
+  corrective click after it (the decoder alone) and against ``segment`` with that
+  click (the whole model, as every click costs without parts); and the same figures
+  from alternating runs (``test_per_click_latency_interleaved``). Timings are
+  reported, never asserted.
 
 The model is ``$FAIRS_BENCH_MODEL`` if set, else the bundled default model, else
 the real architecture (tf_efficientnet_lite0 + DANet head at the default
 512 x 512 input, random weights) exported by ``fairs_sdk.export`` (needs torch).
-Weights do not change the speed. ``$FAIRS_BENCH_ROUNDS`` (default 5) sets the rounds of
-the engine-sized measurements.
+The per-click group uses that model when it is two-part; otherwise it builds one:
+U2-Netp and the decoder of ``training/configs/default_u2_refine.yaml`` (input size,
+channels, width, attention) with random weights, written by
+``fairs_sdk.export.two_part.export_bundle`` (needs torch). Weights do not change the
+speed. ``$FAIRS_BENCH_ROUNDS`` (default 5) sets the rounds of the engine-sized
+measurements.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from fairs_sdk.segmenter import DEFAULT_MODEL
 from fairs_sdk.validation import check_image
 
 SIZES = [(640, 480), (1920, 1080)]
+#: The two-part default model's recipe: its input spec and decoder options.
+U2_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "default_u2_refine.yaml"
 #: Rounds of each engine-sized measurement; raise it on a noisy machine.
 ROUNDS = int(os.environ.get("FAIRS_BENCH_ROUNDS", "5"))
 
@@ -148,3 +160,70 @@ def test_runtime_overhead_interleaved(segmenter, size, record_property, capsys):
                      f"({100 * added / base:+.1f} %)")
     with capsys.disabled():
         print(f"\n{size[0]}x{size[1]}, {ROUNDS} interleaved pairs: " + "; ".join(lines))
+
+
+# ------------------------------------------------------------------ per-click latency
+@pytest.fixture(scope="module")
+def two_part(segmenter, tmp_path_factory) -> Segmenter:
+    """The benchmark's model if it is two-part, else a random-weight bundle of the default U2-Netp recipe."""
+    if segmenter.two_part:
+        return segmenter
+    torch = pytest.importorskip("torch")
+    yaml = pytest.importorskip("yaml")
+    from fairs_sdk.export.two_part import export_bundle
+    from fairs_sdk.training.refine_train import RefineConfig
+    from fairs_sdk.training.refiner import FairsU2
+
+    config = RefineConfig.from_dict(yaml.safe_load(U2_CONFIG.read_text()))
+    torch.manual_seed(0)
+    model = FairsU2(config.spec, width=config.width, attention=config.attention)
+    bundle = export_bundle(model, tmp_path_factory.mktemp("bench_u2"), "u2_random_weights")
+    seg = Segmenter(bundle.combined)
+    print(f"\n{seg!r}: {segmenter.model_path.name} is not two-part; built from {U2_CONFIG.name} (random weights)")
+    return seg
+
+
+def _click_case(width: int, height: int):
+    image, objects = _case(width, height)
+    obj = objects[0]
+    return image, obj["extreme_points"], obj["negative_clicks"][0]  # a negative click keeps the crop box
+
+
+def test_first_segment_reference(benchmark, two_part):
+    image, points, _ = _click_case(640, 480)
+    benchmark.group = "per click, 640x480"
+    benchmark.pedantic(two_part.session, args=(image, points), rounds=ROUNDS, iterations=1, warmup_rounds=1)
+
+
+def test_corrective_click(benchmark, two_part):
+    image, points, click = _click_case(640, 480)
+    session = two_part.session(image, points)
+    assert session.embedding is not None, "the session does not use the model's parts"
+
+    def undo_last_click() -> None:
+        if session.clicks:
+            session.undo()
+
+    benchmark.group = "per click, 640x480"
+    benchmark.pedantic(session.add_negative, args=click, setup=undo_last_click, rounds=max(ROUNDS, 20),
+                       iterations=1, warmup_rounds=1)
+
+
+def test_click_through_the_whole_model(benchmark, two_part):
+    image, points, click = _click_case(640, 480)
+    benchmark.group = "per click, 640x480"
+    benchmark.pedantic(two_part.segment, args=(image, points), kwargs={"negative_clicks": [click]}, rounds=ROUNDS,
+                       iterations=1, warmup_rounds=1)
+
+
+def test_per_click_latency_interleaved(two_part, record_property, capsys):
+    """The first result of a session and a click after it, alternated (``fairs bench`` reports the same)."""
+    from fairs_sdk.cli import click_latency
+
+    image, objects = _case(640, 480)
+    first, click = click_latency(two_part, image, objects[0], repeat=ROUNDS)
+    record_property("first_segment_ms", first)
+    record_property("corrective_click_ms", click)
+    with capsys.disabled():
+        print(f"\nper click, 640x480, {ROUNDS} alternating pairs: first segment {first:.1f} ms, "
+              f"each corrective click {click:.1f} ms ({first / click:.1f}x faster)")

@@ -5,6 +5,10 @@
     fairs segment photo.jpg --json clicks.json
     fairs bench [--model model.onnx] [--image photo.jpg | --size 640x480] [--objects 8] [--repeat 20]
 
+``bench`` times each stage of ``segment``, ``segment_many``, and the per-click latency
+of an interactive session (its first result against each corrective click after it,
+which on a two-part model runs only the decoder).
+
 ``segment`` writes, into ``--out``: ``<stem>_mask.png`` (0/255; one
 ``<stem>_mask_<k>.png`` per object when there are several), ``<stem>_overlay.png``
 (the image with the masks tinted and the clicks drawn) and ``<stem>.json``
@@ -31,7 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "bench_objects", "click_latency"]
 
 _COLORS = [(0, 200, 0), (230, 60, 60), (60, 120, 255), (240, 200, 0), (200, 0, 200), (0, 200, 200)]
 
@@ -200,6 +204,29 @@ def bench_objects(width: int, height: int, count: int, seed: int = 0) -> list[di
     return objects
 
 
+def click_latency(seg, image: np.ndarray, obj: dict[str, Any], repeat: int) -> tuple[float, float]:
+    """Medians (ms) of an interactive session's first result and of one corrective click after it.
+
+    The first result is ``seg.session(image, extreme points)`` (on a two-part model: crop,
+    image encoder, decoder); the click is ``obj``'s first negative click, which keeps the
+    crop box (on a two-part model: the decoder alone). The two are timed alternately, so
+    that load from other processes hits both alike.
+    """
+    points, click = obj["extreme_points"], obj["negative_clicks"][0]
+    session = seg.session(image, points)  # warm-up of both
+    session.add_negative(*click)
+    session.undo()
+    first, clicks = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        session = seg.session(image, points)
+        first.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        session.add_negative(*click)
+        clicks.append(time.perf_counter() - t)
+    return statistics.median(first) * 1e3, statistics.median(clicks) * 1e3
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from fairs_sdk import Segmenter, crop
     from fairs_sdk.validation import check_image
@@ -227,7 +254,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     r = args.repeat
 
     print(f"model      {seg.model_path} ({seg.metadata.backbone}, {seg.metadata.precision}, input {s} x {s}, "
-          f"channels {', '.join(seg.spec.input_channels)})")
+          f"channels {', '.join(seg.spec.input_channels)}{', two-part' if seg.two_part else ''})")
     print(f"backend    {seg.backend.name}, providers {list(seg.providers)}; load + warm-up {load_s:.2f} s")
     print(f"image      {w} x {h}; median of {r} runs")
     stages = [
@@ -250,6 +277,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     n = len(objects)
     print(f"  {f'segment_many, {n} objects':{width}s} {many:9.2f} ms  ({many / n:.2f} ms per object)")
     print(f"  {f'{n} x segment':{width}s} {single:9.2f} ms  ({single / n:.2f} ms per object)")
+    first, click = click_latency(seg, image, obj, r)
+    how = ("two-part model: image encoder once per crop, decoder per click" if seg.two_part
+           else "one model: each click runs all of it")
+    print(f"per click  InteractiveSession, {how}; medians of {r} alternating runs")
+    print(f"  {'first segment of an object':{width}s} {first:9.2f} ms")
+    print(f"  {'each corrective click after it':{width}s} {click:9.2f} ms  ({first / click:.1f}x faster than the first)")
     return 0
 
 

@@ -142,6 +142,37 @@ def test_bench_times_the_guidance_a_click_model_declares(click_segmenters, capsy
     assert "channels rgb, sfg, positive_clicks, negative_clicks" in out, out
 
 
+def test_bench_reports_per_click_latency_of_a_two_part_model(tiny_bundle, capsys):
+    assert main(["bench", "--model", str(tiny_bundle.combined), "--size", "320x240", "--repeat", "2",
+                 "--objects", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "two-part model: image encoder once per crop, decoder per click" in out, out
+    lines = [line for line in out.splitlines() if "first segment of an object" in line or "each corrective click" in line]
+    assert len(lines) == 2 and "x faster than the first" in lines[1], f"per-click figures missing:\n{out}"
+
+
+def test_bench_per_click_on_a_one_part_model_says_so(red_model, capsys):
+    assert main(["bench", "--model", str(red_model), "--size", "320x240", "--repeat", "1", "--objects", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "one model: each click runs all of it" in out and "each corrective click after it" in out, out
+
+
+def test_click_latency_times_a_click_that_runs_only_the_decoder(tiny_bundle, monkeypatch):
+    from fairs_sdk import Segmenter
+    from fairs_sdk.cli import bench_objects, click_latency
+
+    seg = Segmenter(tiny_bundle.combined, warmup=False)
+    runs = []
+    for name in ("backend", "image_encoder", "decoder"):
+        part = getattr(seg, name)
+        monkeypatch.setattr(part, "run", lambda *a, _run=part.run, _name=name: runs.append(_name) or _run(*a))
+    image = np.zeros((240, 320, 3), np.uint8)
+    first, click = click_latency(seg, image, bench_objects(320, 240, 1)[0], repeat=3)
+    assert first > 0 and click > 0
+    # warm-up (session + click) and 3 timed pairs: 4 encoder runs, 8 decoder runs, no whole-model run
+    assert runs.count("image_encoder") == 4 and runs.count("decoder") == 8 and "backend" not in runs, runs
+
+
 def test_fairs_command_is_registered():
     try:
         scripts = metadata.entry_points(group="console_scripts")
