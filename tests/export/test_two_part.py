@@ -114,3 +114,31 @@ def test_part_profiles_for_tensorrt_come_from_the_graph():
         part_profile_shapes("decoder", {**dims, "guidance": (-1, -1, 64, 64)}, "d.onnx")
     with pytest.raises(ValueError, match=r"expected \['rgb'\]"):
         part_profile_shapes("image_encoder", dims, "d.onnx")
+
+
+def test_bundle_command_exports_a_refine_checkpoint(tmp_path, fake_u2netp, trained_decoder, capsys):
+    from fairs_sdk import Segmenter
+    from fairs_sdk.export.cli import main
+
+    source = {"kind": "folder", "root": "unused", "max_instances": 1}
+    config = {"u2netp_weights": "missing.onnx", "output_dir": "run", "input": SPEC.to_dict(), "width": 16,
+              "train": [{"name": "t", "source": source}], "val": {"name": "v", "source": source}}
+    checkpoint = tmp_path / "last.pt"
+    torch.save({"model": trained_decoder.state_dict(), "config": config, "step": 7}, checkpoint)
+    status = main(["bundle", str(checkpoint), "-o", str(tmp_path / "out"), "--stem", "m", "--u2netp", str(fake_u2netp[0])])
+    assert status == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.count("wrote ") == 3
+    meta = read_metadata(tmp_path / "out" / "m.onnx")
+    assert meta.extra["step"] == 7 and meta.extra["checkpoint"] == "last.pt", meta.extra
+    assert Segmenter(tmp_path / "out" / "m.onnx", warmup=False).two_part
+
+
+def test_bundle_command_refuses_an_end_to_end_checkpoint(tmp_path, trained_decoder, capsys):
+    from fairs_sdk.export.cli import main
+
+    source = {"kind": "folder", "root": "unused"}
+    config = {"u2netp_weights": "w.onnx", "output_dir": "run", "input": SPEC.to_dict(), "design": "end_to_end",
+              "train": [{"name": "t", "source": source}], "val": {"name": "v", "source": source}}
+    torch.save({"model": {}, "config": config, "step": 1}, tmp_path / "e2e.pt")
+    assert main(["bundle", str(tmp_path / "e2e.pt"), "-o", str(tmp_path)]) == 2
+    assert "needs design 'decoder'" in capsys.readouterr().err
