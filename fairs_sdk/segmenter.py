@@ -413,7 +413,7 @@ class Segmenter:
             raise InputError(
                 f"the embedding is of crop box {embedding.box} in a {embedding.image_shape} image, object {index}'s "
                 f"crop box is {prepared.box} in {prepared.image_shape}: embed() its input again (a positive click "
-                "outside the box moves the box)"
+                "outside the points' bounding box moves the crop box)"
             )
         for name in ("features", "saliency"):
             want = self.image_encoder.output_shapes[name][1:]
