@@ -27,8 +27,9 @@ from fairs_sdk.encoder import InputEncoder
 from fairs_sdk.sfg import kernel_threads
 
 from .feature_cache import FeatureCache
+from .guidance import make_encoder
 from .losses import balanced_bce
-from .refiner import RefineDecoder, U2EndToEnd
+from .refiner import RefineDecoder, U2EndToEnd, click_plane_indices
 from .simulate import corrective_click, drop_to_three_points, extreme_points, iou, noisy_extreme_points, sample_training_clicks
 
 __all__ = ["RefineConfig", "train_refiner", "validate"]
@@ -63,8 +64,12 @@ class RefineConfig:
     cache_dir: str = "runs/cache"
     input: dict[str, Any] = field(default_factory=dict)  # InputSpec fields
     design: str = "decoder"  # "decoder": frozen cached encoder (b); "end_to_end": whole U2-Netp (a)
+    guidance: str = "sfg"  # "sfg", or "gaussian" (DEXTR's heat map in the SFG plane, for the ablation only)
+    loss: str = "balanced"  # "balanced" (class-balanced BCE, DEXTR's) or "bce"; a soft IoU term is added to both
     width: int = 48
     attention: bool = True
+    click_similarity: bool = False
+    feature_dropout: float = 0.0
     steps: int = 4000
     batch_size: int = 8
     lr: float = 1e-3
@@ -100,6 +105,8 @@ class RefineConfig:
         config.spec  # validates the input spec now
         if config.design not in ("decoder", "end_to_end"):
             raise ValueError(f"design must be 'decoder' or 'end_to_end', got {config.design!r}")
+        if config.guidance not in ("sfg", "gaussian") or config.loss not in ("balanced", "bce"):
+            raise ValueError(f"guidance must be sfg or gaussian and loss balanced or bce, got {config.guidance!r}, {config.loss!r}")
         if config.steps < 1 or config.batch_size < 1 or config.checkpoint_every < 1 or config.validate_every < 1:
             raise ValueError("steps, batch_size, checkpoint_every and validate_every must be >= 1")
         return config
@@ -182,7 +189,11 @@ def build_trainee(config: RefineConfig) -> nn.Module:
     """The module a config trains: :class:`CachedDecoder` or :class:`EndToEnd` (U2-Netp weights loaded)."""
     spec = config.spec
     if config.design == "decoder":
-        return CachedDecoder(RefineDecoder(spec.channel_count - 3, width=config.width, attention=config.attention))
+        return CachedDecoder(RefineDecoder(
+            spec.channel_count - 3, width=config.width, attention=config.attention,
+            click_planes=click_plane_indices(spec) if config.click_similarity else (),
+            feature_dropout=config.feature_dropout,
+        ))
     from .u2netp import load_u2netp_onnx
 
     model = U2EndToEnd(spec)
@@ -238,6 +249,12 @@ def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, 
         guidance = _click_rounds(net, image, guidance, encoder, target, ~valid, extreme, positive, negative, rounds)
         net.train()
     return image, guidance, torch.from_numpy(target[:, None].astype(np.float32)), torch.from_numpy(valid[:, None].astype(np.float32))
+
+
+def plain_bce(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy averaged over valid pixels (no class weights)."""
+    per_pixel = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (per_pixel * valid).sum() / valid.sum().clamp_min(1.0)
 
 
 def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -306,7 +323,7 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = config.spec
-    encoder = InputEncoder(spec, sfg_threads=1)
+    encoder = make_encoder(spec, config.guidance, sfg_threads=1)
     train_folders, val_folder = prepare_caches(config, progress)
     train = FeatureCache.load(train_folders, [entry.weight for entry in config.train])
     val = FeatureCache.load([val_folder])
@@ -349,9 +366,10 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
             logits, auxiliary = net(image, guidance)
-            loss = balanced_bce(logits, target, valid) + soft_iou_loss(logits, target, valid)
+            pixel_loss = balanced_bce if config.loss == "balanced" else plain_bce
+            loss = pixel_loss(logits, target, valid) + soft_iou_loss(logits, target, valid)
             for aux in auxiliary:
-                loss = loss + balanced_bce(aux, target, valid)
+                loss = loss + pixel_loss(aux, target, valid)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

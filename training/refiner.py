@@ -90,6 +90,11 @@ class RefineDecoder(nn.Module):
         width: channels of the stride-8 trunk.
         fine_width: channels of the stride-2 branch.
         attention: DANet position + channel attention at stride 16.
+        click_planes: indices, among the guidance planes, of the click maps. For each, the
+            decoder also sees how alike every place is to the clicked places: the cosine
+            similarity of a learned embedding of the features to their click-weighted
+            mean (0 when the map is empty), so a click speaks for its whole region.
+        feature_dropout: channel dropout on the encoder features while training.
 
     ``guidance`` is (N, G, S, S) float32 in [0, 1]: the declared planes in order, the
     SFG (if declared) first. The output is U2-Netp's normalised saliency logit plus a
@@ -97,11 +102,27 @@ class RefineDecoder(nn.Module):
     upsampled onto the full-resolution base, which keeps U2-Netp's own boundaries.
     """
 
-    def __init__(self, guidance_channels: int, width: int = 48, attention: bool = True, fine_width: int = 8) -> None:
+    def __init__(
+        self,
+        guidance_channels: int,
+        width: int = 48,
+        attention: bool = True,
+        fine_width: int = 8,
+        click_planes: tuple[int, ...] = (),
+        feature_dropout: float = 0.0,
+        embedding: int = 32,
+    ) -> None:
         super().__init__()
         self.guidance_channels = guidance_channels
+        self.click_planes = tuple(click_planes)
+        if any(not 0 <= i < guidance_channels for i in self.click_planes):
+            raise ValueError(f"click_planes {self.click_planes} must index the {guidance_channels} guidance planes")
         planes = 2 + guidance_channels  # base logit, log SFG, guidance
-        self.reduce = nn.Sequential(nn.Conv2d(FEATURE_CHANNELS + planes, width, 1), nn.ReLU(inplace=True))
+        self.dropout = nn.Dropout2d(feature_dropout)
+        if self.click_planes:
+            self.embed = nn.Conv2d(FEATURE_CHANNELS, embedding, 1)
+        extra = len(self.click_planes)
+        self.reduce = nn.Sequential(nn.Conv2d(FEATURE_CHANNELS + planes + extra, width, 1), nn.ReLU(inplace=True))
         self.trunk = nn.Sequential(*[_Residual(width, d) for d in (1, 2, 4, 8)])
         self.attention = attention
         if attention:
@@ -123,7 +144,17 @@ class RefineDecoder(nn.Module):
         # from the points): its log tells the box apart, which the raw map does not.
         log_sfg = torch.log(guidance[:, :1] + 1e-6) / 14.0
         planes = torch.cat([base / 7.0, log_sfg, guidance], 1)
-        h = self.reduce(torch.cat([F.avg_pool2d(features, 2), F.avg_pool2d(planes, 8)], 1))
+        coarse_features = F.avg_pool2d(features, 2)
+        inputs = [self.dropout(coarse_features), F.avg_pool2d(planes, 8)]
+        if self.click_planes:
+            emb = F.normalize(self.embed(coarse_features), dim=1)
+            for i in self.click_planes:
+                weight = F.avg_pool2d(guidance[:, i : i + 1], 8)
+                mass = weight.sum(dim=(2, 3), keepdim=True)
+                prototype = (emb * weight).sum(dim=(2, 3), keepdim=True) / mass.clamp_min(1e-6)
+                present = (mass > 1e-3).to(emb.dtype)
+                inputs.append((emb * prototype).sum(dim=1, keepdim=True) * present)
+        h = self.reduce(torch.cat(inputs, 1))
         h = self.trunk(h)
         if self.attention:
             low = F.avg_pool2d(h, 2)
@@ -136,18 +167,27 @@ class RefineDecoder(nn.Module):
         return base + F.interpolate(coarse + fine, size=base.shape[2:], mode="bilinear", align_corners=False)
 
 
+def click_plane_indices(spec: InputSpec) -> tuple[int, ...]:
+    """Indices of the click maps among the guidance planes (the channels after rgb)."""
+    guidance = [n for n in spec.input_channels if n != "rgb"]
+    return tuple(i for i, n in enumerate(guidance) if n in ("positive_clicks", "negative_clicks"))
+
+
 class FairsU2(nn.Module):
     """The whole model: (N, C, S, S) input as the runtime feeds it (raw RGB 0..255, then the
     declared guidance planes) -> (N, 1, S, S) logits. ``spec.input_channels`` must start with rgb
     and have the SFG next."""
 
-    def __init__(self, spec: InputSpec, width: int = 48, attention: bool = True) -> None:
+    def __init__(self, spec: InputSpec, width: int = 48, attention: bool = True, click_similarity: bool = False) -> None:
         super().__init__()
         if tuple(spec.input_channels[:2]) != ("rgb", "sfg"):
             raise ValueError(f"FairsU2 takes rgb, sfg, then click maps; got {list(spec.input_channels)}")
         self.spec = spec
         self.encoder = ImageEncoder()
-        self.decoder = RefineDecoder(spec.channel_count - 3, width=width, attention=attention)
+        self.decoder = RefineDecoder(
+            spec.channel_count - 3, width=width, attention=attention,
+            click_planes=click_plane_indices(spec) if click_similarity else (),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         enc = self.encoder(x[:, :3])

@@ -322,18 +322,37 @@ class InMemorySource(InstanceSource):
         return self.names[index]
 
 
+class Mirrored(InstanceSource):
+    """The instances of ``source`` flipped left to right (image, mask and ignore map)."""
+
+    def __init__(self, source: InstanceSource) -> None:
+        self.source = source
+        self.name = f"{source.name}_mirrored"
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def load(self, index: int) -> Loaded:
+        return tuple(np.ascontiguousarray(a[:, ::-1]) for a in self.source.load(index))
+
+    def describe(self, index: int) -> str:
+        return self.source.describe(index) + " (mirrored)"
+
+
 def build_source(spec: dict[str, Any] | str) -> InstanceSource:
     """A source from a config entry.
 
     A string is a folder (``masks/`` or ``label_maps/`` layout, detected). A dict has
     ``kind``: "folder" (root), "coco" (annotations, images), "voc" (root, split),
-    "sbd" (root, split); optional ``max_instances`` keeps the first n instances.
+    "sbd" (root, split); optional ``max_instances`` keeps the first n instances and
+    ``mirror: true`` flips every instance left to right.
     """
     if isinstance(spec, (str, Path)):
         spec = {"kind": "folder", "root": str(spec)}
     spec = dict(spec)
     kind = spec.pop("kind", "folder")
     limit = spec.pop("max_instances", None)
+    mirror = spec.pop("mirror", False)
     if kind == "folder":
         root = Path(spec.pop("root"))
         if (root / "label_maps").is_dir():
@@ -350,6 +369,8 @@ def build_source(spec: dict[str, Any] | str) -> InstanceSource:
         raise ValueError(f"unknown data source kind {kind!r}; use folder, coco, voc or sbd")
     if limit is not None:
         source = Subset(source, range(min(int(limit), len(source))))
+    if mirror:
+        source = Mirrored(source)
     return source
 
 
