@@ -95,6 +95,8 @@ class RefineDecoder(nn.Module):
             similarity of a learned embedding of the features to their click-weighted
             mean (0 when the map is empty), so a click speaks for its whole region.
         feature_dropout: channel dropout on the encoder features while training.
+        fine_context: the stride-2 branch also sees the trunk's features (upsampled), so it
+            can carve thin structure out of the smooth coarse correction.
 
     ``guidance`` is (N, G, S, S) float32 in [0, 1]: the declared planes in order, the
     SFG (if declared) first. The output is U2-Netp's normalised saliency logit plus a
@@ -111,6 +113,7 @@ class RefineDecoder(nn.Module):
         click_planes: tuple[int, ...] = (),
         feature_dropout: float = 0.0,
         embedding: int = 32,
+        fine_context: bool = False,
     ) -> None:
         super().__init__()
         self.guidance_channels = guidance_channels
@@ -129,8 +132,11 @@ class RefineDecoder(nn.Module):
             self.position = PositionAttention(width)
             self.channel = ChannelAttention()
         self.coarse = nn.Conv2d(width, 1, 3, padding=1)
+        self.fine_context = fine_context
+        if fine_context:
+            self.context = nn.Conv2d(width, fine_width, 1)
         self.fine = nn.Sequential(
-            nn.Conv2d(planes + 1, fine_width, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(planes + 1 + (fine_width if fine_context else 0), fine_width, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(fine_width, fine_width, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(fine_width, 1, 3, padding=1),
         )
@@ -163,7 +169,10 @@ class RefineDecoder(nn.Module):
         half = (base.shape[2] // 2, base.shape[3] // 2)
         coarse = F.interpolate(self.coarse(h), size=half, mode="bilinear", align_corners=False)
         logits = F.avg_pool2d(base, 2) + coarse
-        fine = self.fine(torch.cat([logits / 7.0, F.avg_pool2d(planes, 2)], 1))
+        fine_inputs = [logits / 7.0, F.avg_pool2d(planes, 2)]
+        if self.fine_context:
+            fine_inputs.append(F.interpolate(self.context(h), size=half, mode="bilinear", align_corners=False))
+        fine = self.fine(torch.cat(fine_inputs, 1))
         return base + F.interpolate(coarse + fine, size=base.shape[2:], mode="bilinear", align_corners=False)
 
 
@@ -178,7 +187,10 @@ class FairsU2(nn.Module):
     declared guidance planes) -> (N, 1, S, S) logits. ``spec.input_channels`` must start with rgb
     and have the SFG next."""
 
-    def __init__(self, spec: InputSpec, width: int = 48, attention: bool = True, click_similarity: bool = False) -> None:
+    def __init__(
+        self, spec: InputSpec, width: int = 48, attention: bool = True, click_similarity: bool = False,
+        fine_context: bool = False,
+    ) -> None:
         super().__init__()
         if tuple(spec.input_channels[:2]) != ("rgb", "sfg"):
             raise ValueError(f"FairsU2 takes rgb, sfg, then click maps; got {list(spec.input_channels)}")
@@ -186,7 +198,7 @@ class FairsU2(nn.Module):
         self.encoder = ImageEncoder()
         self.decoder = RefineDecoder(
             spec.channel_count - 3, width=width, attention=attention,
-            click_planes=click_plane_indices(spec) if click_similarity else (),
+            click_planes=click_plane_indices(spec) if click_similarity else (), fine_context=fine_context,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
