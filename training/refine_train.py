@@ -70,6 +70,9 @@ class RefineConfig:
     attention: bool = True
     click_similarity: bool = False
     fine_context: bool = False
+    click_branch: bool = False
+    init_from: str | None = None  # a refine checkpoint whose decoder weights start this run (missing modules keep their init)
+    train_only: str | None = None  # e.g. "click_branch": every other parameter stays frozen
     feature_dropout: float = 0.0
     steps: int = 4000
     batch_size: int = 8
@@ -194,6 +197,7 @@ def build_trainee(config: RefineConfig) -> nn.Module:
             spec.channel_count - 3, width=config.width, attention=config.attention,
             click_planes=click_plane_indices(spec) if config.click_similarity else (),
             feature_dropout=config.feature_dropout, fine_context=config.fine_context,
+            click_branch=config.click_branch,
         ))
     from .u2netp import load_u2netp_onnx
 
@@ -338,7 +342,20 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
     torch.manual_seed(config.seed)
     net = build_trainee(config)
     trained = net.decoder if isinstance(net, CachedDecoder) else net.model
-    optimizer = torch.optim.AdamW(trained.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.init_from:
+        start = torch.load(config.init_from, map_location="cpu", weights_only=True)["model"]
+        missing, unexpected = trained.load_state_dict(start, strict=False)
+        if unexpected:
+            raise ValueError(f"init_from {config.init_from} has weights this model lacks: {unexpected[:5]}")
+    parameters = list(trained.parameters())
+    if config.train_only:
+        prefix = config.train_only + "."
+        parameters = [p for n, p in trained.named_parameters() if n.startswith(prefix)]
+        if not parameters:
+            raise ValueError(f"train_only {config.train_only!r} names no parameters")
+        for n, p in trained.named_parameters():
+            p.requires_grad_(n.startswith(prefix))
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     step = 0
     last = out / "last.pt"
     if resume and last.exists():

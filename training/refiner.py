@@ -82,6 +82,38 @@ class _Residual(nn.Module):
         return F.relu(x + self.norm(self.conv(x)))
 
 
+class ClickBranch(nn.Module):
+    """A correction that only clicks can make: exactly zero for a sample without clicks.
+
+    From the trunk's features, the click maps and their similarity maps (stride 8), a
+    few dilated convolutions give a coarse correction; each click map also adds its
+    Gaussian with a learned weight at full resolution, so the clicked pixel itself can
+    flip. Both start at zero. The whole correction is multiplied by whether the sample
+    has any click, so training it cannot change the no-click predictions.
+    """
+
+    def __init__(self, width: int, clicks: int, branch_width: int = 32) -> None:
+        super().__init__()
+        self.clicks = clicks
+        self.reduce = nn.Sequential(nn.Conv2d(width + 3 * clicks + 1, branch_width, 1), nn.ReLU(inplace=True))
+        self.trunk = nn.Sequential(*[_Residual(branch_width, d) for d in (1, 2, 4)])
+        self.out = nn.Conv2d(branch_width, 1, 3, padding=1)
+        self.local = nn.Parameter(torch.zeros(clicks))
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, h: torch.Tensor, logits: torch.Tensor, click_maps: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
+        """h (N, W, S/8, S/8); logits, click_maps (N, k, S, S); similarity (N, k, S/8, S/8) -> (N, 1, S, S)."""
+        small = h.shape[2:]
+        x = torch.cat([h, similarity, F.adaptive_max_pool2d(click_maps, small), F.adaptive_avg_pool2d(click_maps, small),
+                       F.adaptive_avg_pool2d(logits, small) / 7.0], 1)
+        coarse = self.out(self.trunk(self.reduce(x)))
+        correction = F.interpolate(coarse, size=logits.shape[2:], mode="bilinear", align_corners=False)
+        correction = correction + (click_maps * self.local.view(1, -1, 1, 1)).sum(1, keepdim=True)
+        any_click = (click_maps.amax(dim=(1, 2, 3), keepdim=True) > 0.5).to(logits.dtype)
+        return correction * any_click
+
+
 class RefineDecoder(nn.Module):
     """Encoder output + guidance planes -> (N, 1, S, S) logits.
 
@@ -97,6 +129,7 @@ class RefineDecoder(nn.Module):
         feature_dropout: channel dropout on the encoder features while training.
         fine_context: the stride-2 branch also sees the trunk's features (upsampled), so it
             can carve thin structure out of the smooth coarse correction.
+        click_branch: add a :class:`ClickBranch` (needs ``click_planes``).
 
     ``guidance`` is (N, G, S, S) float32 in [0, 1]: the declared planes in order, the
     SFG (if declared) first. The output is U2-Netp's normalised saliency logit plus a
@@ -114,6 +147,7 @@ class RefineDecoder(nn.Module):
         feature_dropout: float = 0.0,
         embedding: int = 32,
         fine_context: bool = False,
+        click_branch: bool = False,
     ) -> None:
         super().__init__()
         self.guidance_channels = guidance_channels
@@ -140,6 +174,11 @@ class RefineDecoder(nn.Module):
             nn.Conv2d(fine_width, fine_width, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(fine_width, 1, 3, padding=1),
         )
+        self.click_branch = None
+        if click_branch:
+            if not self.click_planes:
+                raise ValueError("click_branch needs click_planes (click similarity)")
+            self.click_branch = ClickBranch(width, len(self.click_planes))
         for last in (self.coarse, self.fine[-1]):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
@@ -152,6 +191,7 @@ class RefineDecoder(nn.Module):
         planes = torch.cat([base / 7.0, log_sfg, guidance], 1)
         coarse_features = F.avg_pool2d(features, 2)
         inputs = [self.dropout(coarse_features), F.avg_pool2d(planes, 8)]
+        similarity = []
         if self.click_planes:
             emb = F.normalize(self.embed(coarse_features), dim=1)
             for i in self.click_planes:
@@ -159,7 +199,8 @@ class RefineDecoder(nn.Module):
                 mass = weight.sum(dim=(2, 3), keepdim=True)
                 prototype = (emb * weight).sum(dim=(2, 3), keepdim=True) / mass.clamp_min(1e-6)
                 present = (mass > 1e-3).to(emb.dtype)
-                inputs.append((emb * prototype).sum(dim=1, keepdim=True) * present)
+                similarity.append((emb * prototype).sum(dim=1, keepdim=True) * present)
+            inputs.extend(similarity)
         h = self.reduce(torch.cat(inputs, 1))
         h = self.trunk(h)
         if self.attention:
@@ -173,7 +214,11 @@ class RefineDecoder(nn.Module):
         if self.fine_context:
             fine_inputs.append(F.interpolate(self.context(h), size=half, mode="bilinear", align_corners=False))
         fine = self.fine(torch.cat(fine_inputs, 1))
-        return base + F.interpolate(coarse + fine, size=base.shape[2:], mode="bilinear", align_corners=False)
+        out = base + F.interpolate(coarse + fine, size=base.shape[2:], mode="bilinear", align_corners=False)
+        if self.click_branch is not None:
+            click_maps = guidance[:, list(self.click_planes)]
+            out = out + self.click_branch(h, out, click_maps, torch.cat(similarity, 1))
+        return out
 
 
 def click_plane_indices(spec: InputSpec) -> tuple[int, ...]:
@@ -189,7 +234,7 @@ class FairsU2(nn.Module):
 
     def __init__(
         self, spec: InputSpec, width: int = 48, attention: bool = True, click_similarity: bool = False,
-        fine_context: bool = False,
+        fine_context: bool = False, click_branch: bool = False,
     ) -> None:
         super().__init__()
         if tuple(spec.input_channels[:2]) != ("rgb", "sfg"):
@@ -199,6 +244,7 @@ class FairsU2(nn.Module):
         self.decoder = RefineDecoder(
             spec.channel_count - 3, width=width, attention=attention,
             click_planes=click_plane_indices(spec) if click_similarity else (), fine_context=fine_context,
+            click_branch=click_branch,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

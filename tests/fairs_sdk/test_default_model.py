@@ -1,9 +1,10 @@
 """The bundled default model (fairs_sdk/models/default.onnx): size, metadata, quality on real objects.
 
 Skips when no model is bundled. The quality floor sits below what the shipped model
-measures on these objects (0.620) and above the trivial answers to the same clicks
-(the extreme points' box: 0.463, their quadrilateral: 0.514), so it fails for a
-broken or wrong model and for one that only fills the clicks' outline.
+(v2, U2-Netp based, two-part) measures on these objects (0.852) and far above the
+trivial answers to the same clicks (the extreme points' box: 0.463, their
+quadrilateral: 0.514) and the previous release (0.620), so it fails for a broken or
+wrong model, for a stale bundled part, and for one that only fills the clicks' outline.
 """
 
 from __future__ import annotations
@@ -20,14 +21,37 @@ from model_files import DATA
 
 DAVIS = DATA / "dev" / "davis345"
 MAX_BYTES = 40 * 1024 * 1024
-QUALITY_FLOOR = 0.58  # mean IoU with 4 exact extreme points on every 23rd DAVIS-345 object
+QUALITY_FLOOR = 0.80  # mean IoU with 4 exact extreme points on every 23rd DAVIS-345 object
 
 pytestmark = pytest.mark.skipif(not segmenter_module.DEFAULT_MODEL.is_file(), reason="no default model bundled")
 
 
 def test_default_model_fits_the_size_budget() -> None:
-    size = segmenter_module.DEFAULT_MODEL.stat().st_size
-    assert size <= MAX_BYTES, f"default model is {size / 2**20:.1f} MiB, over the 40 MiB budget"
+    files = sorted(segmenter_module.DEFAULT_MODEL.parent.glob("default*.onnx"))
+    size = sum(f.stat().st_size for f in files)
+    assert size <= MAX_BYTES, f"default model files {[f.name for f in files]} take {size / 2**20:.1f} MiB, over 40 MiB"
+
+
+def test_default_model_is_two_part_with_click_maps() -> None:
+    segmenter = Segmenter(warmup=False)
+    assert segmenter.two_part, "the bundled model's encoder and decoder parts did not load"
+    assert segmenter.spec.input_channels == ("rgb", "sfg", "positive_clicks", "negative_clicks")
+
+
+def test_default_model_follows_a_negative_click() -> None:
+    """A negative click inside a predicted region of the coffee sample removes that region around it."""
+    from pathlib import Path
+
+    image = cv2.cvtColor(cv2.imread(str(Path(__file__).parents[2] / "examples" / "coffee.png")), cv2.COLOR_BGR2RGB)
+    points = [(77, 250), (479, 235), (290, 18), (280, 388)]
+    segmenter = Segmenter()
+    plain = segmenter.segment(image, points)
+    assert plain.mask[330, 200], "the saucer below the cup should be object without clicks"
+    clicked = segmenter.segment(image, points, negative_clicks=[(200, 330)])
+    assert clicked.probabilities[330, 200] < plain.probabilities[330, 200] - 0.2, (
+        f"a negative click moved the probability under it from {plain.probabilities[330, 200]:.2f} "
+        f"only to {clicked.probabilities[330, 200]:.2f}"
+    )
 
 
 def test_default_model_metadata_describes_an_sfg_model() -> None:

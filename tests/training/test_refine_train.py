@@ -69,3 +69,20 @@ def test_end_to_end_design_trains_the_whole_network(tmp_path, fake_u2netp, horse
     state = torch.load(out / "last.pt", weights_only=True)["model"]
     assert state["u2.stage1.conv_in.0.weight"].shape[1] == 6, "the stem must take rgb + 3 guidance planes"
     assert np.isfinite([v.float().sum().item() for v in state.values()]).all()
+
+
+def test_train_only_the_click_branch_keeps_the_rest(tmp_path, fake_u2netp, horses_root):
+    first = tiny_config(tmp_path, fake_u2netp[0], horses_root, click_similarity=True, steps=2)
+    train_refiner(first, progress=False)
+    start = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
+    second = tiny_config(
+        tmp_path, fake_u2netp[0], horses_root, click_similarity=True, click_branch=True, steps=2,
+        init_from=str(tmp_path / "run" / "last.pt"), train_only="click_branch", output_dir=str(tmp_path / "branch"),
+        click_probability=1.0,
+    )
+    out = train_refiner(second, progress=False)
+    after = torch.load(out / "last.pt", weights_only=True)["model"]
+    for name, value in start.items():
+        assert torch.equal(after[name], value), f"{name} moved although only the click branch trains"
+    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in after.items() if k.startswith("click_branch.out")), \
+        "the click branch did not train"

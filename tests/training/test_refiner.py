@@ -59,3 +59,23 @@ def test_end_to_end_stem_copies_blue_into_sfg_and_zeroes_clicks():
     stem = model.u2.stage1.conv_in[0].weight
     assert torch.equal(stem[:, 3], stem[:, 2]), "paper 4.1: the SFG plane starts as the third input plane"
     assert not stem[:, 4:].any(), "click planes must start at zero"
+
+
+def test_click_branch_changes_nothing_without_clicks():
+    torch.manual_seed(0)
+    decoder = RefineDecoder(3, click_planes=(1, 2), click_branch=True).eval()
+    for p in decoder.click_branch.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.5)
+    features, saliency = torch.rand(1, 128, 16, 16), torch.randn(1, 1, 64, 64)
+    guidance = torch.zeros(1, 3, 64, 64)
+    guidance[0, 0] = torch.rand(64, 64)  # an SFG, no clicks
+    with torch.no_grad():
+        with_branch = decoder(features, saliency, guidance)
+        decoder.click_branch = None
+        without = decoder(features, saliency, guidance)
+    assert torch.equal(with_branch, without), "the click branch must be exactly zero for a sample without clicks"
+
+
+def test_click_branch_needs_click_planes():
+    with pytest.raises(ValueError, match="click_branch"):
+        RefineDecoder(3, click_branch=True)
