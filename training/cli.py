@@ -52,7 +52,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         model, config = load_model(args.checkpoint, device)
         methods[args.checkpoint.stem] = Predictor(model, config.input, device, config.model.guidance)
     elif args.model is not None:
-        methods[args.model.stem] = RuntimePredictor(args.model)
+        for model in args.model:
+            if model.stem in methods:
+                raise ValueError(f"two models named {model.stem!r}: give them distinct file names")
+            methods[model.stem] = RuntimePredictor(model)
     spec = next(iter(methods.values())).spec if methods else InputSpec()
     for baseline in args.baseline or []:
         if baseline == "grabcut":
@@ -135,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="SPEC section 4 metrics on a folder set")
     which = evaluate.add_mutually_exclusive_group()
     which.add_argument("--checkpoint", type=Path, help="training checkpoint (PyTorch)")
-    which.add_argument("--model", type=Path, help="exported model (ONNX or TensorRT engine), run through fairs_sdk.Segmenter")
+    which.add_argument("--model", type=Path, action="append",
+                       help="exported model (ONNX or TensorRT engine), run through fairs_sdk.Segmenter; repeat to "
+                       "evaluate several in one run (named by file stem)")
     evaluate.add_argument("--baseline", action="append", choices=["grabcut", "u2netp-crop"],
                           help="also evaluate this baseline in the same run: OpenCV GrabCut from the extreme points' box, "
                           "or U2-Netp on the points' crop cut to their box (needs --u2netp-weights)")

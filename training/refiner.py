@@ -104,9 +104,9 @@ class ClickBranch(nn.Module):
 
     def forward(self, h: torch.Tensor, logits: torch.Tensor, click_maps: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
         """h (N, W, S/8, S/8); logits, click_maps (N, k, S, S); similarity (N, k, S/8, S/8) -> (N, 1, S, S)."""
-        small = h.shape[2:]
-        x = torch.cat([h, similarity, F.adaptive_max_pool2d(click_maps, small), F.adaptive_avg_pool2d(click_maps, small),
-                       F.adaptive_avg_pool2d(logits, small) / 7.0], 1)
+        # h is at stride 8 (the canvas side is a multiple of 8): fixed kernels, which ONNX exports
+        x = torch.cat([h, similarity, F.max_pool2d(click_maps, 8), F.avg_pool2d(click_maps, 8),
+                       F.avg_pool2d(logits, 8) / 7.0], 1)
         coarse = self.out(self.trunk(self.reduce(x)))
         correction = F.interpolate(coarse, size=logits.shape[2:], mode="bilinear", align_corners=False)
         correction = correction + (click_maps * self.local.view(1, -1, 1, 1)).sum(1, keepdim=True)
@@ -216,7 +216,7 @@ class RefineDecoder(nn.Module):
         fine = self.fine(torch.cat(fine_inputs, 1))
         out = base + F.interpolate(coarse + fine, size=base.shape[2:], mode="bilinear", align_corners=False)
         if self.click_branch is not None:
-            click_maps = guidance[:, list(self.click_planes)]
+            click_maps = torch.cat([guidance[:, i : i + 1] for i in self.click_planes], 1)
             out = out + self.click_branch(h, out, click_maps, torch.cat(similarity, 1))
         return out
 

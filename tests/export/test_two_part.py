@@ -142,3 +142,12 @@ def test_bundle_command_refuses_an_end_to_end_checkpoint(tmp_path, trained_decod
     torch.save({"model": {}, "config": config, "step": 1}, tmp_path / "e2e.pt")
     assert main(["bundle", str(tmp_path / "e2e.pt"), "-o", str(tmp_path)]) == 2
     assert "needs design 'decoder'" in capsys.readouterr().err
+
+
+def test_decoder_with_click_similarity_and_branch_exports_with_parity(tmp_path):
+    torch.manual_seed(1)
+    decoder = RefineDecoder(3, width=16, click_planes=(1, 2), click_branch=True)
+    for p in decoder.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.05)
+    path, parity = export_decoder(decoder, SPEC, tmp_path / "decoder.onnx")
+    assert parity <= 1e-4, f"click-branch decoder differs from torch by {parity}"
