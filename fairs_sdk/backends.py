@@ -357,6 +357,26 @@ class OnnxRuntimePart:
         return dict(zip(self._outputs, self._session.run(self._outputs, dict(feeds))))
 
 
+def _load_engine(path: Path, engine_cache: PathLike | None, precision: str, max_batch: int):
+    """(ONNX path or None, engine path, metadata, ``trt.TensorRTEngine``) of an engine file, or
+    of an ``.onnx`` file built once into the engine cache; load errors as the backends raise them."""
+    onnx_path = None
+    try:
+        from fairs_sdk import trt
+
+        if path.suffix.lower() == ".onnx":
+            onnx_path = path
+            cache = trt.EngineCache(engine_cache or DEFAULT_ENGINE_CACHE)
+            path = cache.get_or_build(path, precision=precision, max_batch=max_batch, opt_batch=1)
+        return onnx_path, path, read_engine_metadata(path), trt.TensorRTEngine(path)
+    except ImportError as err:
+        raise ProviderError(f"the TensorRT backend needs the 'gpu' extra (tensorrt, cuda-python): {err}") from None
+    except NotAFairsModelError:
+        raise
+    except (RuntimeError, ValueError, OSError) as err:
+        raise ModelLoadError(f"cannot load TensorRT engine {path}: {err}") from None
+
+
 class TensorRTBackend:
     """A serialized TensorRT engine run by :class:`fairs_sdk.trt.TensorRTEngine`.
 
@@ -379,22 +399,7 @@ class TensorRTBackend:
         max_batch: int = 8,
     ) -> None:
         path = _existing_file(path)
-        try:
-            from fairs_sdk import trt
-
-            if path.suffix.lower() == ".onnx":
-                self.onnx_path = path
-                cache = trt.EngineCache(engine_cache or DEFAULT_ENGINE_CACHE)
-                path = cache.get_or_build(path, precision=precision, max_batch=max_batch, opt_batch=1)
-            self.path = path
-            self.metadata = read_engine_metadata(path)
-            self._engine = trt.TensorRTEngine(path)
-        except ImportError as err:
-            raise ProviderError(f"the TensorRT backend needs the 'gpu' extra (tensorrt, cuda-python): {err}") from None
-        except NotAFairsModelError:
-            raise
-        except (RuntimeError, ValueError, OSError) as err:
-            raise ModelLoadError(f"cannot load TensorRT engine {path}: {err}") from None
+        self.onnx_path, self.path, self.metadata, self._engine = _load_engine(path, engine_cache, precision, max_batch)
         if self._engine.size is None:
             raise NotAFairsModelError(
                 f"{path} takes {list(self._engine.input_names)}, not a FAIRS model's '{INPUT_NAME}' "
@@ -443,22 +448,7 @@ class TensorRTPart:
         _check_part_name(part)
         self.part = part
         path = _existing_file(path)
-        try:
-            from fairs_sdk import trt
-
-            if path.suffix.lower() == ".onnx":
-                self.onnx_path = path
-                cache = trt.EngineCache(engine_cache or DEFAULT_ENGINE_CACHE)
-                path = cache.get_or_build(path, precision=precision, max_batch=max_batch, opt_batch=1)
-            self.path = path
-            self.metadata = read_engine_metadata(path)
-            self._engine = trt.TensorRTEngine(path)
-        except ImportError as err:
-            raise ProviderError(f"the TensorRT backend needs the 'gpu' extra (tensorrt, cuda-python): {err}") from None
-        except NotAFairsModelError:
-            raise
-        except (RuntimeError, ValueError, OSError) as err:
-            raise ModelLoadError(f"cannot load TensorRT engine {path}: {err}") from None
+        self.onnx_path, self.path, self.metadata, self._engine = _load_engine(path, engine_cache, precision, max_batch)
         self.input_shapes = {n: self._engine.shapes[n] for n in self._engine.input_names}
         self.output_shapes = {n: self._engine.shapes[n] for n in self._engine.output_names}
         _check_part(path, part, self.metadata, self.input_shapes, self.output_shapes)

@@ -101,7 +101,7 @@ class U2NetpCropPredictor:
         self.input_name = self.session.get_inputs()[0].name
         self.margin = margin
         self.spec = InputSpec()  # threshold 0.5
-        self._last: tuple[int, bytes, np.ndarray] | None = None  # it ignores clicks: one run per object
+        self._last: tuple[np.ndarray, bytes, np.ndarray] | None = None  # it ignores clicks: one run per object
 
     def probabilities(
         self,
@@ -115,8 +115,7 @@ class U2NetpCropPredictor:
 
         h, w = image.shape[:2]
         extreme = as_points(extreme, "extreme", min_count=2)
-        key = (id(image), extreme.tobytes())
-        if self._last is not None and self._last[:2] == key:
+        if self._last is not None and self._last[0] is image and self._last[1] == extreme.tobytes():
             return self._last[2].copy()
         bx0, by0 = np.floor(extreme.min(axis=0)).astype(int)
         bx1, by1 = np.floor(extreme.max(axis=0)).astype(int)
@@ -134,5 +133,5 @@ class U2NetpCropPredictor:
         box = np.zeros((h, w), dtype=bool)
         box[max(by0, 0) : by1 + 1, max(bx0, 0) : bx1 + 1] = True
         out[~box] = 0.0
-        self._last = (*key, out)
+        self._last = (image, extreme.tobytes(), out)
         return out.copy()
