@@ -41,11 +41,12 @@ from fairs_sdk.model_format import (
     ModelMetadata,
 )
 from fairs_sdk.trt import file_sha256
-from fairs_sdk.training.heads import ChannelAttention, PositionAttention
 from fairs_sdk.training.refiner import FEATURE_CHANNELS, FairsU2, ImageEncoder, RefineDecoder
 from fairs_sdk.training.u2netp import load_u2netp_onnx
 
-from .onnx_export import DEFAULT_OPSET, PARITY_ATOL, ParityError, _sdk_version, onnxruntime_session, set_metadata
+from .onnx_export import (
+    DEFAULT_OPSET, PARITY_ATOL, ParityError, _sdk_version, attention_scopes, onnxruntime_session, set_metadata,
+)
 
 __all__ = [
     "export_image_encoder",
@@ -119,10 +120,6 @@ def load_refine_checkpoint(path: str | Path, u2netp_weights: str | Path | None =
                            click_branch=config.click_branch)
     summary = {"checkpoint": Path(path).name, "step": int(state.get("step", 0)), "u2netp_weights": weights.name}
     return model, summary
-
-
-def _attention_scopes(module: nn.Module) -> list[str]:
-    return ["/" + n.replace(".", "/") + "/" for n, m in module.named_modules() if isinstance(m, (PositionAttention, ChannelAttention))]
 
 
 def _export(module: nn.Module, dummies: tuple[torch.Tensor, ...], inputs, outputs, opset: int) -> onnx.ModelProto:
@@ -205,7 +202,7 @@ def export_decoder(decoder: RefineDecoder, spec: InputSpec, path: str | Path, op
     graph = _DecoderGraph(decoder)
     dummies = (torch.zeros(1, FEATURE_CHANNELS, s // 4, s // 4), torch.zeros(1, 1, s, s), torch.zeros(1, g, s, s))
     model = _export(graph, dummies, DECODER_INPUTS, (OUTPUT_NAME,), opset)
-    meta = _meta(spec, DECODER, {"attention_scopes": _attention_scopes(graph), **(extra or {})})
+    meta = _meta(spec, DECODER, {"attention_scopes": attention_scopes(graph), **(extra or {})})
     path = _save(model, meta, path)
     rng = np.random.default_rng(1)
     feeds = {
@@ -223,7 +220,7 @@ def export_combined(model: FairsU2, path: str | Path, opset: int = DEFAULT_OPSET
     s, c = spec.input_size, spec.channel_count
     graph = _CombinedGraph(model)
     onnx_model = _export(graph, (torch.zeros(1, c, s, s),), (INPUT_NAME,), (OUTPUT_NAME,), opset)
-    meta = _meta(spec, "combined", {"attention_scopes": _attention_scopes(graph), **(extra or {})})
+    meta = _meta(spec, "combined", {"attention_scopes": attention_scopes(graph), **(extra or {})})
     path = _save(onnx_model, meta, path)
     x = np.concatenate([_rgb(spec), np.random.default_rng(2).random((2, c - 3, s, s), dtype=np.float32)], 1)
     return path, _parity(path, graph, {INPUT_NAME: x}, atol)

