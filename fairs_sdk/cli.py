@@ -24,6 +24,7 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import sys
@@ -287,6 +288,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ main
+#: Subcommands that live in their own modules; each module has ``add_parser(subparsers)``
+#: that adds its parser and sets ``func`` (imports of optional extras happen inside it).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fairs", description="FAIRS object segmentation from extreme points.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -316,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeat", type=int, default=20, help="runs per measurement (median reported)")
     model_options(bench)
     bench.set_defaults(func=cmd_bench)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
