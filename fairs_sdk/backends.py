@@ -249,7 +249,9 @@ def _provider_entries(requested: Sequence[str], engine_cache: PathLike | None) -
 
 def _ort_session(path: Path, providers: Sequence[str] | None, session_options, engine_cache: PathLike | None):
     """An ONNX Runtime session of ``path`` and the providers it uses (see :class:`OnnxRuntimeBackend`)."""
-    import onnxruntime as ort
+    from fairs_sdk.extras import import_onnxruntime
+
+    ort = import_onnxruntime()  # no runtime installed: MissingExtraError naming the cpu and gpu extras
 
     installed = ort.get_available_providers()
     if providers is None:

