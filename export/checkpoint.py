@@ -2,8 +2,9 @@
 
 A checkpoint is a ``torch.save``d dict with at least ``"model"`` (the state dict)
 and ``"config"``: a dict holding ``"model"`` (``ModelConfig.to_dict()``) and
-``"input"`` (``InputSpec.to_dict()``). Every way a file can fail to be that raises
-:class:`CheckpointError` with what is wrong and which file.
+``"input"`` (``InputSpec.to_dict()``). The file is read weights-only by
+:func:`~fairs_sdk.training.checkpoint_io.read_checkpoint` (it never runs code), and every
+way it can fail to be that raises :class:`CheckpointError` with what is wrong and which file.
 
 The model's input channels (SPEC 1b) come from the saved input spec
 (``config["input"]["input_channels"]``) or the model section
@@ -20,17 +21,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
 from torch import nn
 
 from fairs_sdk.config import DEFAULT_CHANNELS, InputSpec
+from fairs_sdk.training.checkpoint_io import CheckpointError, read_checkpoint
 from fairs_sdk.training.model import ModelConfig, build_model
 
 __all__ = ["CheckpointError", "Checkpoint", "config_digest", "declared_channels", "from_state", "load_checkpoint"]
-
-
-class CheckpointError(ValueError):
-    """The checkpoint is missing, unreadable, or does not describe a FAIRS model."""
 
 
 @dataclass
@@ -132,14 +129,9 @@ def from_state(state: Mapping[str, Any], source: str = "checkpoint") -> Checkpoi
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read ``path`` (CPU) and rebuild its model; :class:`CheckpointError` on any mismatch."""
+    """Read ``path`` (CPU, weights-only) and rebuild its model; :class:`CheckpointError` on any mismatch."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and weights_only errors have no common base
-        raise CheckpointError(f"{path}: not a readable torch checkpoint: {err}") from err
+    state = read_checkpoint(path)
     checkpoint = from_state(state, source=str(path))
     checkpoint.path = path
     return checkpoint

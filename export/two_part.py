@@ -41,6 +41,7 @@ from fairs_sdk.model_format import (
     ModelMetadata,
 )
 from fairs_sdk.trt import file_sha256
+from fairs_sdk.training.checkpoint_io import read_checkpoint
 from fairs_sdk.training.refiner import FEATURE_CHANNELS, FairsU2, ImageEncoder, RefineDecoder
 from fairs_sdk.training.u2netp import load_u2netp_onnx
 
@@ -108,9 +109,7 @@ def load_refine_checkpoint(path: str | Path, u2netp_weights: str | Path | None =
     """
     from fairs_sdk.training.refine_train import RefineConfig
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or not {"model", "config"} <= set(state):
-        raise ValueError(f"{path} is not a fairs-train refine checkpoint (no 'model' and 'config')")
+    state = read_checkpoint(path, keys=("model", "config"))
     config = RefineConfig.from_dict(state["config"])
     if config.design != "decoder":
         raise ValueError(f"{path} trained design {config.design!r}; a two-part bundle needs design 'decoder'")

@@ -22,6 +22,7 @@ from torch import nn
 from fairs_sdk.config import DEFAULT_CHANNELS
 
 from .channels import channel_count, channel_slices, check_channels
+from .checkpoint_io import read_checkpoint
 
 #: Backbones known to work with ``features_only=True`` and ``output_stride`` 8 or 16.
 #: Any other timm name that supports both is accepted too.
@@ -202,7 +203,7 @@ def load_imagenet_weights(backbone: Backbone, weights: str | Path) -> list[str]:
         The backbone parameter names the file did not provide (empty when complete).
     """
     path = resolve_weights_path(weights)
-    state = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    state = _unwrap_state_dict(read_checkpoint(path))
     target = backbone.body.state_dict()
     if not set(state) & set(target):
         reference = timm.create_model(backbone.name, pretrained=False).state_dict()

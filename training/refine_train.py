@@ -26,6 +26,7 @@ from fairs_sdk.config import InputSpec
 from fairs_sdk.encoder import InputEncoder
 from fairs_sdk.sfg import kernel_threads
 
+from .checkpoint_io import read_checkpoint
 from .feature_cache import FeatureCache
 from .guidance import make_encoder
 from .iterative import inside_box
@@ -333,6 +334,12 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
     """
     torch.set_num_threads(config.threads)
     out = Path(config.output_dir)
+    last = out / "last.pt"
+    # Read (weights-only) the checkpoints this run starts from before the long cache build.
+    start = read_checkpoint(config.init_from, keys=("model",))["model"] if config.init_from else None
+    resumed = read_checkpoint(last, keys=("model", "optimizer", "step")) if resume and last.exists() else None
+    best_path = out / "best.pt"
+    best = read_checkpoint(best_path, keys=("score",))["score"] if best_path.exists() else -1.0
     out.mkdir(parents=True, exist_ok=True)
     spec = config.spec
     encoder = make_encoder(spec, config.guidance, sfg_threads=1)
@@ -342,8 +349,7 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
     torch.manual_seed(config.seed)
     net = build_trainee(config)
     trained = net.decoder if isinstance(net, CachedDecoder) else net.model
-    if config.init_from:
-        start = torch.load(config.init_from, map_location="cpu", weights_only=True)["model"]
+    if start is not None:
         missing, unexpected = trained.load_state_dict(start, strict=False)
         if unexpected:
             raise ValueError(f"init_from {config.init_from} has weights this model lacks: {unexpected[:5]}")
@@ -357,12 +363,10 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
             p.requires_grad_(n.startswith(prefix))
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     step = 0
-    last = out / "last.pt"
-    if resume and last.exists():
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        trained.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = int(state["step"])
+    if resumed is not None:
+        trained.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        step = int(resumed["step"])
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
     log = (out / "log.jsonl").open("a")
 
@@ -375,9 +379,6 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
         torch.save({"model": trained.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                     "config": json.loads(json.dumps(asdict(config), default=str)), **info}, tmp)
         tmp.replace(path)
-
-    best_path = out / "best.pt"
-    best = torch.load(best_path, map_location="cpu", weights_only=True)["score"] if best_path.exists() else -1.0
 
     bar = None
     if progress:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from fairs_sdk.config import DEFAULT_CHANNELS
 
+from .checkpoint_io import CheckpointError, read_checkpoint
 from .config import TrainConfig, learning_rate_factor
 from .evaluate import Predictor, mean_iou_4pts
 from .iterative import add_corrective_clicks
@@ -362,9 +363,10 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore model, optimiser, scaler and position from a checkpoint of the same config."""
-        state = torch.load(path, map_location=self.dist.device, weights_only=False)
+        keys = ("model", "optimizer", "scaler", "epoch", "step_in_epoch", "global_step")
+        state = read_checkpoint(path, self.dist.device, keys=keys)
         if state.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"{path}: unsupported checkpoint version {state.get('version')}")
+            raise CheckpointError(f"{path}: unsupported checkpoint version {state.get('version')}")
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -384,9 +386,10 @@ def initialise_from(model: FAIRSNet, checkpoint: str | Path) -> list[str]:
     Returns the names of the modules left at their initialisation.
 
     Raises:
+        CheckpointError: the file is missing, corrupt or holds more than plain data (read weights-only).
         ValueError: the checkpoint has weights ``model`` lacks, or lacks any outside the decoder.
     """
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(checkpoint)
     weights = state["model"] if isinstance(state, dict) and "model" in state else state
     has_config = isinstance(state, dict) and "config" in state
     source_channels = ModelConfig.from_dict(state["config"]["model"]).input_channels if has_config else DEFAULT_CHANNELS
@@ -402,7 +405,7 @@ def initialise_from(model: FAIRSNet, checkpoint: str | Path) -> list[str]:
 
 def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[FAIRSNet, TrainConfig]:
     """The eval-mode network and config stored in a training checkpoint."""
-    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    state = read_checkpoint(checkpoint, device, keys=("model", "config"))
     config = TrainConfig.from_dict(state["config"])
     model_config = ModelConfig.from_dict({**config.model.to_dict(), "pretrained": None})
     model = build_model(model_config)

@@ -64,7 +64,7 @@ def test_two_process_gradients_match_single_process(tmp_path) -> None:
     sys.path.insert(0, str(Path(__file__).parent))  # spawned ranks import this module by name
     output = tmp_path / "ddp.pt"
     launch_local(2, ddp_worker, str(output))
-    distributed = torch.load(output, weights_only=False)
+    distributed = torch.load(output, weights_only=True)
     assert distributed["world"] == 2, "the ranks did not form a 2-process group"
 
     single = Trainer(ddp_config(batch_size=4), train_source=horses(), log=lambda message: None)

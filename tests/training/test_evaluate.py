@@ -87,7 +87,7 @@ def test_cli_trains_then_evaluates(tmp_path, horses_root) -> None:
     assert main(args) == 0
     assert (run / "epoch_002.pt").is_file() and (run / "last.pt").is_file() and (run / "config.yaml").is_file()
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2, "one metrics line per epoch"
-    checkpoint = torch.load(run / "last.pt", weights_only=False)
+    checkpoint = torch.load(run / "last.pt", weights_only=True)
     assert checkpoint["config"]["model"]["backbone"] == "mobilenetv3_small_100", "full config must travel with the checkpoint"
 
     out = tmp_path / "eval"
