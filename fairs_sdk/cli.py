@@ -290,7 +290,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ main
 #: Subcommands that live in their own modules; each module has ``add_parser(subparsers)``
 #: that adds its parser and sets ``func`` (imports of optional extras happen inside it).
-COMMAND_MODULES: tuple[str, ...] = ("fairs_sdk.doctor", "fairs_sdk.serve.cli")
+COMMAND_MODULES: tuple[str, ...] = ("fairs_sdk.doctor", "fairs_sdk.serve.cli", "fairs_sdk.annotate.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
