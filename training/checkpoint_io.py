@@ -23,8 +23,10 @@ import torch
 __all__ = ["CheckpointError", "read_checkpoint"]
 
 # torch's weights-only refusal explains itself over several paragraphs; this is its one
-# line naming what the file asked for, e.g. "Trying to load unsupported GLOBAL posix.system ...".
-_REFUSAL = re.compile(r"(Trying to load [^\n]*|Unsupported (?:global|operand)[^\n]*)", re.IGNORECASE)
+# line naming the object the file asked for, e.g. "Trying to load unsupported GLOBAL posix.system ..."
+# (torch >= 2.6) or "Unsupported global: GLOBAL posix.system ..." (older). Other refusals
+# ("Unsupported operand 110") mean the bytes are not a pickle at all.
+_REFUSAL = re.compile(r"(Trying to load [^\n]*GLOBAL[^\n]*|Unsupported global[^\n]*)", re.IGNORECASE)
 
 
 class CheckpointError(ValueError):
