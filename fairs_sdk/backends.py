@@ -44,6 +44,7 @@ from fairs_sdk.model_format import (
     PART_OUTPUTS,
     ModelMetadata,
     NotAFairsModelError,
+    check_input_types,
 )
 from fairs_sdk.trt import engine_metadata_path, read_engine_metadata  # the engine sidecar's one reader
 
@@ -157,6 +158,7 @@ def _check_io(path: Path, inputs, outputs, spec: InputSpec) -> None:
     if OUTPUT_NAME not in [o.name for o in outputs]:
         names = [o.name for o in outputs]
         raise NotAFairsModelError(f"{path} is not a FAIRS model: outputs {names}, expected '{OUTPUT_NAME}'")
+    check_input_types(path, {i.name: i.type for i in inputs})
     shape = list(inputs[0].shape)
     c, s = spec.channel_count, spec.input_size
     declared = f"its metadata declares (N, {c}, {s}, {s}): channels {list(spec.input_channels)} at {s} x {s}"
@@ -352,6 +354,7 @@ class OnnxRuntimePart:
         self.input_shapes = {i.name: _shape(i.shape) for i in self._session.get_inputs()}
         self.output_shapes = {o.name: _shape(o.shape) for o in self._session.get_outputs()}
         _check_part(self.path, part, self.metadata, self.input_shapes, self.output_shapes)
+        check_input_types(self.path, {i.name: i.type for i in self._session.get_inputs()})
         self._outputs = list(PART_OUTPUTS[part])
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

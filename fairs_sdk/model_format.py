@@ -24,6 +24,9 @@ and beside it its two parts, whose metadata ``extra["part"]`` names them:
   and ``guidance`` (N, G, S, S), the C - 3 guidance planes of ``input_channels`` in
   order, output ``probabilities`` (N, 1, S, S).
 
+Every input of a model and of its parts is float32 (:data:`IO_ELEMENT_TYPE`): an fp16 or
+int8 model keeps float32 I/O. :func:`check_input_types` refuses any other at load.
+
 The combined file's ``extra["parts"]`` maps each part's name to its file, relative
 to the combined file's folder, and ``extra["part_sha256"]`` (optional) to its sha256,
 so that a stale part is refused rather than run. All three carry the same input spec.
@@ -47,8 +50,11 @@ __all__ = [
     "DECODER",
     "PART_INPUTS",
     "PART_OUTPUTS",
+    "IO_ELEMENT_TYPE",
     "ModelMetadata",
     "NotAFairsModelError",
+    "element_type_name",
+    "check_input_types",
 ]
 
 INPUT_NAME = "input"
@@ -66,8 +72,52 @@ PART_INPUTS: dict[str, tuple[str, ...]] = {IMAGE_ENCODER: ("rgb",), DECODER: ("f
 PART_OUTPUTS: dict[str, tuple[str, ...]] = {IMAGE_ENCODER: ("features", "saliency"), DECODER: (OUTPUT_NAME,)}
 
 
+#: Element type (NumPy name) of every input of a FAIRS model and of its parts.
+IO_ELEMENT_TYPE = "float32"
+
+#: ONNX Runtime's ``NodeArg.type`` names -> NumPy names.
+_ORT_TYPE_NAMES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(bfloat16)": "bfloat16",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int16)": "int16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+    "tensor(string)": "string",
+}
+
+
 class NotAFairsModelError(ValueError):
-    """The file is a valid model but lacks FAIRS metadata, or has an unknown version."""
+    """The file is a valid model but lacks FAIRS metadata, has an unknown version, or I/O of another kind."""
+
+
+def element_type_name(type_name: str) -> str:
+    """An element type as NumPy names it: ``"tensor(float)"`` (ONNX Runtime) -> ``"float32"``;
+    NumPy names (``"float16"``) pass unchanged."""
+    return _ORT_TYPE_NAMES.get(type_name, type_name)
+
+
+def check_input_types(source: str | os.PathLike, types: Mapping[str, str]) -> None:
+    """Refuse a model whose inputs are not all :data:`IO_ELEMENT_TYPE` (float32).
+
+    ``types`` maps each input's name to its element type, as ONNX Runtime
+    (``"tensor(int64)"``) or NumPy (``"int64"``) names it. An int64 or float16 input
+    would otherwise fail at the model's first run, far from the file's name.
+
+    Raises:
+        NotAFairsModelError: naming ``source``, each wrong input and its type.
+    """
+    wrong = {name: element_type_name(kind) for name, kind in types.items() if element_type_name(kind) != IO_ELEMENT_TYPE}
+    if wrong:
+        listed = ", ".join(f"'{name}' is {kind}" for name, kind in wrong.items())
+        raise NotAFairsModelError(
+            f"{source} is not a FAIRS model: input {listed}; FAIRS models take {IO_ELEMENT_TYPE} inputs "
+            "(fp16 and int8 exports keep float32 I/O)"
+        )
 
 
 @dataclass(frozen=True)
