@@ -49,7 +49,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     ),
     "cpu": frozenset({"onnxruntime"}),
     "gpu": frozenset({"onnxruntime", "tensorrt", "cuda"}),
-    "serve": frozenset({"fastapi", "uvicorn"}),
+    "serve": frozenset({"fastapi", "uvicorn", "PIL"}),
     "ray": frozenset({"ray"}),
 }
 

@@ -84,3 +84,53 @@ def test_extra_modules_cover_every_installed_package_of_the_extra(extra):
         assert importable & EXTRA_MODULES[extra], (
             f"extra {extra!r}: package {dist} installs {sorted(importable)}, none in EXTRA_MODULES[{extra!r}]"
         )
+
+
+# --------------------------------------------------------------- ONNX Runtime (cpu / gpu)
+def test_import_fairs_sdk_works_without_onnx_runtime_and_segmenter_names_the_extras():
+    code = """
+        import sys
+        sys.modules["onnxruntime"] = None  # import onnxruntime -> ModuleNotFoundError, as with no runtime extra
+        import fairs_sdk
+        from fairs_sdk.extras import MissingExtraError
+        try:
+            fairs_sdk.Segmenter()
+        except MissingExtraError as error:
+            print(error)
+            sys.exit(3)
+    """
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3, f"expected MissingExtraError from Segmenter(), exit {out.returncode}:\n{out.stderr}"
+    for command in ("pip install 'fairs-sdk[cpu]'", "pip install 'fairs-sdk[gpu]'", "Jetson"):
+        assert command in out.stdout, f"the message does not name {command!r}: {out.stdout}"
+
+
+def test_segmenter_without_onnx_runtime_raises_missing_extra_error(monkeypatch):
+    from fairs_sdk import Segmenter
+    from fairs_sdk.extras import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingExtraError, match=r"not installed: pip install 'fairs-sdk\[cpu\]'"):
+        Segmenter()
+
+
+def test_an_onnxruntime_folder_without_a_runtime_is_reported_as_broken(monkeypatch):
+    # What uninstalling one of onnxruntime / onnxruntime-gpu leaves when both were installed.
+    import types
+
+    from fairs_sdk.extras import MissingExtraError, import_onnxruntime
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", types.ModuleType("onnxruntime"))
+    with pytest.raises(MissingExtraError, match=r"pip uninstall -y onnxruntime onnxruntime-gpu"):
+        import_onnxruntime()
+
+
+def test_command_missing_onnx_runtime_names_both_runtime_extras(capsys):
+    @exit_on_missing_extra("prog")
+    def main() -> int:
+        raise ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime")
+
+    assert main() == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("prog: error: prog needs ONNX Runtime (onnxruntime is missing)"), line
+    assert "'fairs-sdk[cpu]'" in line and "'fairs-sdk[gpu]'" in line, line
