@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -88,10 +89,10 @@ def run_ray(
     started = False
     if not ray.is_initialized():
         if address is not None:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         else:
             cpus = (workers or max(1, (os.cpu_count() or 1) // threads)) * threads
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         started = True
     try:
         context = ray.data.DataContext.get_current()
