@@ -5,6 +5,10 @@
     fairs segment photo.jpg --json clicks.json
     fairs bench [--model model.onnx] [--image photo.jpg | --size 640x480] [--objects 8] [--repeat 20]
 
+``bench``'s ranges: ``--size`` W x H with each side 1 to 32767 and W * H at most 100
+million pixels (the runtime's own limits, :mod:`fairs_sdk.validation`); ``--objects``
+1 to 1000; ``--repeat`` 1 to 1000.
+
 ``bench`` times each stage of ``segment``, ``segment_many``, and the per-click latency
 of an interactive session (its first result against each corrective click after it,
 which on a two-part model runs only the decoder).
@@ -17,8 +21,11 @@ A clicks JSON file holds one object ``{"extreme_points": [[x, y], ...],
 "positive_clicks": [...], "negative_clicks": [...]}``, a list of such objects, or
 ``{"objects": [...]}``. Points are (x, y) image pixels.
 
-Errors (bad image, bad points, missing or foreign model) print ``fairs: error: ...``
-and exit with status 2.
+Errors (bad arguments, a missing, truncated or corrupt image, bad points, a missing or
+foreign model, ``--out`` naming a file, ``--json`` naming a folder) print one line,
+``fairs: error: ...`` (``fairs <command>: error: ...`` for a bad argument), and exit
+with status 2. :class:`OneLineParser` and :func:`error_line` give ``fairs-train`` and
+``fairs-export`` the same one-line errors.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import json
 import statistics
 import sys
 import time
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,13 +44,55 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["main", "bench_objects", "click_latency"]
+from fairs_sdk.imageio import read_image  # the runtime's one image reader (truncated JPEG/PNG refused)
+
+__all__ = ["main", "bench_objects", "click_latency", "OneLineParser", "error_line", "bounded_int",
+           "MAX_BENCH_OBJECTS", "MAX_BENCH_REPEAT"]
+
+#: Ranges of ``fairs bench --objects`` and ``--repeat``.
+MAX_BENCH_OBJECTS = 1000
+MAX_BENCH_REPEAT = 1000
 
 _COLORS = [(0, 200, 0), (230, 60, 60), (60, 120, 255), (240, 200, 0), (200, 0, 200), (0, 200, 200)]
 
 
 class CliError(Exception):
     """A problem with the command line or its files; printed without a traceback."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line, ``<prog>: error: ...``, and exit 2.
+
+    argparse's own prints the usage first; a one-line error is what scripts and logs
+    read. Subparsers made from it are of the same class.
+    """
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{error_line(self.prog, message)} (see {self.prog} --help)\n")
+
+
+def error_line(prog: str, error: BaseException | str) -> str:
+    """``"<prog>: error: <message>"`` on one line (a multi-line message is joined with "; ")."""
+    text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    message = "; ".join(lines) or (type(error).__name__ if isinstance(error, BaseException) else "failed")
+    return f"{prog}: error: {message}"
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer from ``low`` to ``high`` (both included)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
 
 
 # ----------------------------------------------------------------------------- input
@@ -55,29 +105,38 @@ def _point(text: str) -> tuple[float, float]:
 
 
 def _size(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT within the runtime's image limits (each side and the pixel count)."""
+    from fairs_sdk.validation import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT, e.g. 1920x1080, got {text!r}") from None
+    if not (1 <= w <= MAX_IMAGE_SIDE and 1 <= h <= MAX_IMAGE_SIDE and w * h <= MAX_IMAGE_PIXELS):
+        raise argparse.ArgumentTypeError(
+            f"{w}x{h} is outside the runtime's limits: each side 1 to {MAX_IMAGE_SIDE}, "
+            f"at most {MAX_IMAGE_PIXELS:,} pixels"
+        )
     return w, h
 
 
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from an image file."""
-    if not path.is_file():
-        raise CliError(f"image not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise CliError(f"cannot read {path} as an image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def _output_folder(path: Path) -> Path:
+    """``path`` if it is a folder or does not exist yet (it is made later); CliError if it is a file."""
+    if path.exists() and not path.is_dir():
+        raise CliError(f"--out {path} is a file; --out names a folder")
+    return path
 
 
 def read_objects(path: Path) -> list[dict[str, Any]]:
     """The objects of a clicks JSON file (see the module docstring)."""
+    if path.is_dir():
+        raise CliError(f"--json {path} is a folder; --json names a clicks file")
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise CliError(f"clicks file not found: {path}") from None
+    except OSError as err:
+        raise CliError(f"cannot read clicks file {path}: {err.strerror or err}") from None
     except ValueError as err:
         raise CliError(f"{path} is not valid JSON: {err}") from None
     if isinstance(data, dict) and "objects" in data:
@@ -132,6 +191,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         objects = [{"extreme_points": args.points, "positive_clicks": args.positive, "negative_clicks": args.negative}]
     else:
         raise CliError("no clicks: give --points X,Y X,Y ... or --json FILE")
+    out_dir = _output_folder(args.out)
     image = read_image(args.image)
     with background_compile():  # one-shot: the NumPy SFG rather than seconds waiting for Numba's compiler
         seg = Segmenter(args.model, backend=args.backend, providers=args.providers)
@@ -140,7 +200,6 @@ def cmd_segment(args: argparse.Namespace) -> int:
         else:
             results = seg.segment_many(image, objects, threshold=args.threshold)
 
-    out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = args.image.stem
     written = []
@@ -294,7 +353,7 @@ COMMAND_MODULES: tuple[str, ...] = ("fairs_sdk.doctor", "fairs_sdk.serve.cli", "
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fairs", description="FAIRS object segmentation from extreme points.")
+    parser = OneLineParser(prog="fairs", description="FAIRS object segmentation from extreme points.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def model_options(p: argparse.ArgumentParser) -> None:
@@ -317,9 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time the runtime and each of its stages on this machine")
     bench.add_argument("--image", type=Path, default=None, help="image to time on (default: random, --size)")
     bench.add_argument("--size", type=_size, default=(640, 480), metavar="WxH",
-                       help="random image size (default 640x480, as the README's figures)")
-    bench.add_argument("--objects", type=int, default=8, help="objects for segment_many (default 8)")
-    bench.add_argument("--repeat", type=int, default=20, help="runs per measurement (median reported)")
+                       help="random image size (default 640x480, as the README's figures); each side 1 to 32767, "
+                       "at most 100 million pixels")
+    bench.add_argument("--objects", type=bounded_int(1, MAX_BENCH_OBJECTS), default=8,
+                       help=f"objects for segment_many, 1 to {MAX_BENCH_OBJECTS} (default 8)")
+    bench.add_argument("--repeat", type=bounded_int(1, MAX_BENCH_REPEAT), default=20,
+                       help=f"runs per measurement, 1 to {MAX_BENCH_REPEAT} (median reported; default 20)")
     model_options(bench)
     bench.set_defaults(func=cmd_bench)
 
@@ -329,15 +391,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fairs`` command; returns the exit status."""
+    """Entry point of the ``fairs`` command; returns the exit status.
+
+    Every expected failure (files, images, models, providers) prints one line on stderr
+    and returns 2; a bad argument prints one line and raises ``SystemExit(2)``, as argparse does.
+    """
     from fairs_sdk.backends import ModelLoadError, ProviderError
     from fairs_sdk.model_format import NotAFairsModelError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # a usage error: one line, SystemExit(2) (OneLineParser)
     try:
         return args.func(args)
-    except (CliError, ValueError, FileNotFoundError, ModelLoadError, NotAFairsModelError, ProviderError) as err:
-        print(f"fairs: error: {err}", file=sys.stderr)
+    except (CliError, ValueError, OSError, ModelLoadError, NotAFairsModelError, ProviderError) as err:
+        print(error_line("fairs", err), file=sys.stderr)
         return 2
 
 
