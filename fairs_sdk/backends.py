@@ -3,7 +3,9 @@
 A backend loads one model file, reads its :class:`~fairs_sdk.model_format.ModelMetadata`
 and maps a batch ``(N, C, S, S)`` float32 (the channels its metadata declares, see
 :mod:`fairs_sdk.model_format`) to probabilities ``(N, 1, S, S)`` float32 in [0, 1].
-At load it checks that the graph (or engine) takes the C and S of its metadata.
+At load it checks that the graph (or engine) takes the C and S of its metadata; at
+every run, that the probabilities are finite and within [0, 1] (:func:`check_output`,
+:class:`ModelOutputError` otherwise, never a silent wrong mask).
 ``run`` is safe to call from several threads at once.
 
 - :class:`OnnxRuntimeBackend`: an ONNX file on ONNX Runtime, with execution providers
@@ -21,7 +23,9 @@ The parts of a two-part model (:mod:`fairs_sdk.model_format`: the image encoder 
 decoder) have named inputs and outputs of their own; :func:`load_part` opens one as a
 :class:`PartBackend` (:class:`OnnxRuntimePart` or :class:`TensorRTPart`), whose ``run``
 maps a dict of named (N, ...) float32 arrays to a dict of named outputs. At load it
-checks the part's name and I/O names and the dimensions its metadata fixes.
+checks the part's name and I/O names and the dimensions its metadata fixes; at every
+run, that the encoder's features and saliency logits are finite and the decoder's
+probabilities finite and within [0, 1].
 """
 
 from __future__ import annotations
@@ -52,7 +56,10 @@ __all__ = [
     "Backend",
     "PartBackend",
     "ModelLoadError",
+    "ModelOutputError",
     "ProviderError",
+    "check_output",
+    "PROBABILITY_TOLERANCE",
     "OnnxRuntimeBackend",
     "TensorRTBackend",
     "OnnxRuntimePart",
@@ -87,6 +94,47 @@ class ModelLoadError(ValueError):
 
 class ProviderError(RuntimeError):
     """An execution provider that was asked for is not installed or failed to load."""
+
+
+class ModelOutputError(RuntimeError):
+    """A model run gave non-finite values, or probabilities outside [0, 1] (a broken or foreign model file)."""
+
+
+#: How far outside [0, 1] a probability may stray (rounding in fp16 engines) before it is an error.
+PROBABILITY_TOLERANCE = 1e-3
+#: Outputs that are probabilities; every other output (encoder features, saliency logits) need only be finite.
+_PROBABILITY_OUTPUTS = frozenset({OUTPUT_NAME})
+
+
+def check_output(name: str, values: np.ndarray, source: object) -> np.ndarray:
+    """``values`` unchanged if finite and, for :data:`OUTPUT_NAME`, within [0, 1] (+- :data:`PROBABILITY_TOLERANCE`).
+
+    Raises:
+        ModelOutputError: naming ``source`` (the model file), the output and what is wrong, so a
+            broken model never turns into a silent wrong mask.
+    """
+    if values.size == 0:
+        return values
+    probabilities = name in _PROBABILITY_OUTPUTS
+    if probabilities:
+        low, high = float(values.min()), float(values.max())  # a NaN propagates into both
+        if -PROBABILITY_TOLERANCE <= low and high <= 1.0 + PROBABILITY_TOLERANCE:
+            return values
+    elif np.isfinite(values).all():
+        return values
+    finite = np.isfinite(values)
+    problems = []
+    if not finite.all():
+        problems.append(f"{values.size - int(finite.sum())} of {values.size} values are NaN or infinite")
+    if probabilities and finite.any():
+        low, high = float(values[finite].min()), float(values[finite].max())
+        if low < -PROBABILITY_TOLERANCE or high > 1.0 + PROBABILITY_TOLERANCE:
+            problems.append(f"finite values span [{low:.4g}, {high:.4g}], not [0, 1]")
+    what = "probabilities in [0, 1]" if probabilities else "finite"
+    raise ModelOutputError(
+        f"{source}: output '{name}' is not {what}: {'; '.join(problems)}; "
+        "the model file is broken or not a FAIRS model (re-export it)"
+    )
 
 
 class Backend(Protocol):
@@ -274,9 +322,10 @@ def _ort_session(path: Path, providers: Sequence[str] | None, session_options, e
             str(path), sess_options=session_options, providers=_provider_entries(requested, engine_cache)
         )
     except Exception as err:  # ORT raises its own pybind types: InvalidProtobuf, Fail, ...
-        raise ModelLoadError(
-            f"cannot load {path} with ONNX Runtime (truncated or not an ONNX model?): {err}"
-        ) from None
+        # ONNX Runtime >= 1.24.3 (the extras' floor) refuses external data outside the model's folder.
+        hint = ("its external data must be files inside the model's folder" if "external data" in str(err).lower()
+                else "truncated or not an ONNX model?")
+        raise ModelLoadError(f"cannot load {path} with ONNX Runtime ({hint}): {err}") from None
     used = tuple(session.get_providers())
     failed = [p for p in requested if p not in used]
     if failed and explicit:
@@ -321,8 +370,12 @@ class OnnxRuntimeBackend:
         _check_io(self.path, self._session.get_inputs(), self._session.get_outputs(), self.metadata.input_spec)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities. Thread-safe."""
-        return self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities. Thread-safe.
+
+        Raises:
+            ModelOutputError: the output is not finite or not within [0, 1].
+        """
+        return check_output(OUTPUT_NAME, self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0], self.path)
 
 
 class OnnxRuntimePart:
@@ -358,8 +411,13 @@ class OnnxRuntimePart:
         self._outputs = list(PART_OUTPUTS[part])
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Named (N, ...) float32 inputs -> the part's named outputs. Thread-safe."""
-        return dict(zip(self._outputs, self._session.run(self._outputs, dict(feeds))))
+        """Named (N, ...) float32 inputs -> the part's named outputs. Thread-safe.
+
+        Raises:
+            ModelOutputError: an output is not finite, or the decoder's probabilities are not within [0, 1].
+        """
+        outputs = self._session.run(self._outputs, dict(feeds))
+        return {name: check_output(name, values, self.path) for name, values in zip(self._outputs, outputs)}
 
 
 def _load_engine(path: Path, engine_cache: PathLike | None, precision: str, max_batch: int):
@@ -427,9 +485,14 @@ class TensorRTBackend:
         self._lock = threading.Lock()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities; one call at a time."""
+        """(N, C, S, S) float32 -> (N, 1, S, S) float32 probabilities; one call at a time.
+
+        Raises:
+            ModelOutputError: the output is not finite or not within [0, 1].
+        """
         with self._lock:
-            return self._engine(batch)
+            probabilities = self._engine(batch)
+        return check_output(OUTPUT_NAME, probabilities, self.path)
 
 
 class TensorRTPart:
@@ -462,9 +525,14 @@ class TensorRTPart:
         self._lock = threading.Lock()
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Named (N, ...) float32 inputs -> the part's named outputs; one call at a time."""
+        """Named (N, ...) float32 inputs -> the part's named outputs; one call at a time.
+
+        Raises:
+            ModelOutputError: an output is not finite, or the decoder's probabilities are not within [0, 1].
+        """
         with self._lock:
-            return self._engine.run(feeds)
+            outputs = self._engine.run(feeds)
+        return {name: check_output(name, values, self.path) for name, values in outputs.items()}
 
 
 def _check_part_name(part: str) -> None:
