@@ -359,7 +359,7 @@ def _diagnose(report: dict[str, Any]) -> tuple[list[str], list[str]]:
     if len(dists) > 1:
         names = " and ".join(f"{d['name']} {d['version']}" for d in dists)
         problems.append(
-            f"{names} are all installed. They write the same onnxruntime/ package, so the one installed last "
+            f"{names} are {'both' if len(dists) == 2 else 'all'} installed. They write the same onnxruntime/ package, so the one installed last "
             f"won and removing one breaks the other (here ONNX Runtime {ort.get('version', '?')}, "
             f"{ort.get('device', '?')} build, is what imports). Fix: pip uninstall -y "
             f"{' '.join(d['name'] for d in dists)}, then install one: {RUNTIME_INSTALL}."
