@@ -37,3 +37,54 @@ def fake_u2netp(tmp_path_factory):
         torch.onnx.export(Saliency(net), (torch.zeros(1, 3, 64, 64),), str(path), input_names=["input.1"],
                           dynamic_axes={"input.1": {2: "height", 3: "width"}}, opset_version=11, dynamo=False)
     return path, net
+
+
+@pytest.fixture
+def one_line_error(capsys):
+    """``check(status, prog, *needles) -> line``: a command failed with exit status 2 and exactly one
+    stderr line that starts with ``prog``, holds each of ``needles`` and no traceback (issue 13, item 7)."""
+
+    def check(status: int, prog: str, *needles: str) -> str:
+        err = capsys.readouterr().err
+        lines = err.splitlines()
+        assert status == 2, f"exit status {status}, expected 2; stderr: {err!r}"
+        assert len(lines) == 1, f"expected exactly one line on stderr, got {len(lines)}: {err!r}"
+        assert lines[0].startswith(prog), f"the line must start with {prog!r}: {lines[0]!r}"
+        assert "Traceback" not in err, err
+        for needle in needles:
+            assert needle in lines[0], f"the message must mention {needle!r}: {lines[0]!r}"
+        return lines[0]
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def typed_input_models(tmp_path_factory) -> dict:
+    """FAIRS-metadata ONNX models (64 x 64, rgb + sfg) whose input 'input' is int64 or float16
+    (cast to float inside), by element type name: {"int64": path, "float16": path}."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from fairs_sdk.config import InputSpec
+    from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME, ModelMetadata
+
+    spec = InputSpec(input_size=64)
+    folder = tmp_path_factory.mktemp("typed_inputs")
+    models = {}
+    for name, elem_type in (("int64", TensorProto.INT64), ("float16", TensorProto.FLOAT16)):
+        s = spec.input_size
+        graph = helper.make_graph(
+            [
+                helper.make_node("Cast", [INPUT_NAME], ["as_float"], to=TensorProto.FLOAT),
+                helper.make_node("ReduceMax", ["as_float"], [OUTPUT_NAME], axes=[1], keepdims=1),
+            ],
+            f"{name}_input",
+            [helper.make_tensor_value_info(INPUT_NAME, elem_type, ["N", spec.channel_count, s, s])],
+            [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 1, s, s])],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        helper.set_model_props(model, ModelMetadata(spec, "cast", head="none").to_props())
+        models[name] = folder / f"{name}_input.onnx"
+        onnx.save(model, str(models[name]))
+    return models

