@@ -1,28 +1,38 @@
-"""Checks of what users hand to the runtime: images, points and thresholds.
+"""Checks of what users hand to the runtime: images, points, clicks, thresholds, batch sizes.
 
 Every check raises :class:`InputError` (a ``ValueError``) with a message that names
-the argument and what is wrong with it. Points are (x, y) floats with pixel
-(row i, column j) at (x, y) = (j, i); a point is inside an (H, W) image when
--0.5 <= x <= W - 0.5 and -0.5 <= y <= H - 0.5 (anywhere on a pixel's area).
+the argument and what is wrong with it; values are refused, never coerced (no
+strings, bools or objects for numbers, no numbers for bools). Points are (x, y)
+real numbers with pixel (row i, column j) at (x, y) = (j, i); a point is inside an
+(H, W) image when -0.5 <= x <= W - 0.5 and -0.5 <= y <= H - 0.5 (anywhere on a
+pixel's area).
+
+Limits: images up to :data:`MAX_IMAGE_PIXELS` pixels and :data:`MAX_IMAGE_SIDE` per
+side; at most :data:`MAX_POINTS` points in each of an object's extreme points,
+positive clicks and negative clicks.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Union
 
 import numpy as np
 
-from fairs_sdk.sfg import as_points
+from fairs_sdk.sfg import MAX_POINTS, as_points
 
 __all__ = [
     "InputError",
     "MAX_IMAGE_PIXELS",
     "MAX_IMAGE_SIDE",
+    "MAX_POINTS",
     "check_image",
     "check_points",
+    "check_click",
     "check_threshold",
+    "check_batch_size",
 ]
 
 #: Largest image accepted, in pixels (H * W): 100 megapixels, e.g. 12000 x 8000.
@@ -34,7 +44,7 @@ Points = Union[Sequence[Sequence[float]], np.ndarray]
 
 
 class InputError(ValueError):
-    """An image, point list or threshold that the runtime cannot use; the message says why."""
+    """An image, point list, click, threshold or batch size that the runtime cannot use; the message says why."""
 
 
 def check_image(image: np.ndarray, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
@@ -84,7 +94,8 @@ def check_points(
     """Return ``points`` as an (n, 2) float64 array of (x, y) inside an image of ``image_shape``.
 
     Args:
-        points: (n, 2) (x, y) pairs; ``None`` or empty means none.
+        points: (n, 2) (x, y) real numbers (ints or floats; not strings or bools);
+            ``None`` or empty means none; at most :data:`MAX_POINTS` pairs.
         name: the argument's name, for messages.
         image_shape: (H, W[, C]) of the image the points are on.
         min_count: fewest points accepted.
@@ -104,12 +115,41 @@ def check_points(
     return arr
 
 
+def _is_real(value: object) -> bool:
+    """True for Python and NumPy ints and floats; False for bools, strings and everything else."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_click(x: float, y: float, positive: bool, image_shape: tuple[int, ...]) -> tuple[float, float, bool]:
+    """Return one corrective click as (x, y, positive): real numbers inside the image, a real bool.
+
+    ``positive`` must be ``True`` or ``False`` (Python or NumPy bool): ``"no"``, 0 or
+    1 are refused, as strings or bools are for ``x`` and ``y``.
+    """
+    if not isinstance(positive, (bool, np.bool_)):
+        raise InputError(f"positive must be True or False, got {positive!r} ({type(positive).__name__})")
+    name = "positive_click" if positive else "negative_click"
+    for axis, value in (("x", x), ("y", y)):
+        if not _is_real(value):
+            raise InputError(f"{name} {axis} must be a number, got {value!r} ({type(value).__name__})")
+    point = check_points(np.array([[x, y]], dtype=np.float64), name, image_shape)
+    return float(point[0, 0]), float(point[0, 1]), bool(positive)
+
+
 def check_threshold(threshold: float) -> float:
-    """Return ``threshold`` as a float in [0, 1]."""
-    try:
-        t = float(threshold)
-    except (TypeError, ValueError):
-        raise InputError(f"threshold must be a number in [0, 1], got {threshold!r}") from None
+    """Return ``threshold`` as a float in [0, 1]; it must be an int or float (not a bool or string)."""
+    if not _is_real(threshold):
+        raise InputError(f"threshold must be a number in [0, 1], got {threshold!r} ({type(threshold).__name__})")
+    t = float(threshold)
     if not (math.isfinite(t) and 0.0 <= t <= 1.0):
         raise InputError(f"threshold must be in [0, 1], got {threshold!r}")
     return t
+
+
+def check_batch_size(batch_size: int) -> int:
+    """Return ``batch_size`` as an int >= 1; it must be an int (not a bool, float or string)."""
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, numbers.Integral):
+        raise InputError(f"batch_size must be an int >= 1, got {batch_size!r} ({type(batch_size).__name__})")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    return int(batch_size)
