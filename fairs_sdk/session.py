@@ -3,37 +3,55 @@
 A session holds one image and one object's extreme points; every
 :meth:`~InteractiveSession.add_click` re-runs the model with all clicks so far and
 returns the new :class:`~fairs_sdk.result.Result`; :meth:`~InteractiveSession.undo`
-removes the last click and returns the result from before it (kept, not
-recomputed). A session is meant for one user at a time: it is not thread-safe,
-while the :class:`~fairs_sdk.Segmenter` behind it is.
+removes the last click and returns the result from before it. A session is meant
+for one user at a time: it is not thread-safe, while the
+:class:`~fairs_sdk.Segmenter` behind it is.
+
+Memory does not grow with the number of clicks beyond the click list. The session
+works on its own copy of the image (changing the caller's array afterwards changes
+nothing), keeps one full-size result (the current one), and for undo the model's
+(S, S) canvas output of the start and of the last :data:`UNDO_CACHE` states (400 KB
+each at S = 320): undo rebuilds the result from it without running the model, and
+runs it again only past that depth. A session holds at most :data:`MAX_POINTS`
+positive and as many negative clicks.
 
 With a two-part model (:attr:`~fairs_sdk.Segmenter.two_part`) the session runs the
 image encoder once per crop box (:meth:`~fairs_sdk.Segmenter.embed`) and each click
 runs only the decoder on the new guidance planes. The crop box changes only when a
 positive click falls outside the bounding box of the points so far (SPEC 2: the
 box is theirs, enlarged by ``relax``): the encoder then runs again on the new crop.
-Undo returns to the previous box's embedding, kept with its result.
+The embeddings of the last :data:`EMBEDDING_CACHE` crop boxes are kept, so undoing a
+click that moved the box does not run the encoder.
 
 The session runs the segmenter through its public API only (``encoder``,
-``two_part``, :meth:`~fairs_sdk.Segmenter.embed` and
-:meth:`~fairs_sdk.Segmenter.predict`). It checks the image and the extreme points
-once, when it starts, and each click once, when it is added; the threshold is
-checked by :meth:`~fairs_sdk.Segmenter.predict`, once per result.
+``two_part``, :meth:`~fairs_sdk.Segmenter.run`, :meth:`~fairs_sdk.Segmenter.embed`,
+:meth:`~fairs_sdk.Segmenter.decode` and :meth:`~fairs_sdk.Segmenter.postprocess`). It
+checks the image and the extreme points once, when it starts, and each click once,
+when it is added; the threshold is checked by
+:meth:`~fairs_sdk.Segmenter.postprocess`, once per result.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from fairs_sdk.encoder import Encoded
 from fairs_sdk.result import Result
-from fairs_sdk.validation import InputError, Points, check_image, check_points
+from fairs_sdk.validation import MAX_POINTS, InputError, Points, check_click, check_image, check_points
 
 if TYPE_CHECKING:  # segmenter.py imports this module; this one never imports it at run time
     from fairs_sdk.segmenter import ImageEmbedding, Segmenter
 
-__all__ = ["Click", "InteractiveSession"]
+__all__ = ["Click", "InteractiveSession", "UNDO_CACHE", "EMBEDDING_CACHE"]
+
+#: States (after the start) whose canvas output a session keeps, so that undo to them
+#: runs no model; undo further back runs it again.
+UNDO_CACHE = 16
+#: Crop boxes whose image-encoder output a session keeps (two-part models).
+EMBEDDING_CACHE = 3
 
 
 class Click(NamedTuple):
@@ -44,14 +62,28 @@ class Click(NamedTuple):
     positive: bool
 
 
+class _Output(NamedTuple):
+    """What one state's result is rebuilt from: the model's (S, S) canvas and where it goes.
+
+    Has the ``box`` and ``image_shape`` that :meth:`Segmenter.postprocess` reads.
+    """
+
+    canvas: np.ndarray
+    box: tuple[int, int, int, int]
+    image_shape: tuple[int, int]
+
+
 class InteractiveSession:
     """Clicks on one object of one image, each returning the new segmentation.
 
     Args:
         segmenter: the :class:`~fairs_sdk.Segmenter` to run.
-        image: (H, W, 3) uint8 RGB (gray and RGBA converted); checked once here.
-        extreme_points: (n, 2) (x, y), n >= 2.
+        image: (H, W, 3) uint8 RGB (gray and RGBA converted); checked and copied once here.
+        extreme_points: (n, 2) (x, y), 2 <= n <= ``MAX_POINTS``.
         threshold: as in :meth:`Segmenter.segment` (``None``: the model's own).
+
+    Raises:
+        InputError: a malformed image, extreme points or threshold (a ``ValueError``).
 
     Attributes:
         result: the current :class:`Result` (from the extreme points alone at first).
@@ -62,18 +94,23 @@ class InteractiveSession:
         self, segmenter: "Segmenter", image: np.ndarray, extreme_points: Points, threshold: float | None = None
     ) -> None:
         self._segmenter = segmenter
-        self._image = check_image(image, segmenter.max_image_pixels)
-        self._extreme = check_points(extreme_points, "extreme_points", self._image.shape, min_count=2, distinct=True)
-        self._threshold = threshold  # checked by Segmenter.predict, first in the line below
+        rgb = check_image(image, segmenter.max_image_pixels)
+        if np.may_share_memory(rgb, image):
+            rgb = rgb.copy()  # the caller may change its array later: later masks must not follow
+        rgb.flags.writeable = False
+        self._image = rgb
+        self._extreme = check_points(extreme_points, "extreme_points", rgb.shape, min_count=2, distinct=True)
+        self._threshold = threshold  # checked by Segmenter.postprocess, first in the line below
         self._clicks: list[Click] = []
-        result, embedding = self._compute([], None)
-        self._results: list[Result] = [result]
-        #: The embedding each result was decoded from (None without parts); shared while the box stays.
-        self._embeddings: list["ImageEmbedding | None"] = [embedding]
+        #: Image-encoder outputs by crop box, least recently used first (two-part models).
+        self._embeddings: OrderedDict[tuple[int, int, int, int], "ImageEmbedding"] = OrderedDict()
+        self._result, output = self._compute([])
+        #: One entry per state (0 clicks, 1 click, ...): its canvas output, or None once past UNDO_CACHE.
+        self._outputs: list[_Output | None] = [output]
 
     @property
     def image(self) -> np.ndarray:
-        """The session's (H, W, 3) uint8 RGB image."""
+        """The session's own (H, W, 3) uint8 RGB image (read-only)."""
         return self._image
 
     @property
@@ -87,40 +124,68 @@ class InteractiveSession:
 
     @property
     def result(self) -> Result:
-        return self._results[-1]
+        return self._result
 
     @property
     def embedding(self) -> "ImageEmbedding | None":
         """The image encoder's output for the current crop box; None unless the model is two-part."""
-        return self._embeddings[-1]
+        if not self._segmenter.two_part:
+            return None
+        return self._embedding(self._encode(self._clicks))
 
-    def _compute(
-        self, clicks: list[Click], embedding: "ImageEmbedding | None"
-    ) -> tuple[Result, "ImageEmbedding | None"]:
-        """The result with ``clicks``, and its embedding: ``embedding`` if the crop box kept, else a new one."""
+    def _encode(self, clicks: list[Click]) -> Encoded:
         pos = np.array([(c.x, c.y) for c in clicks if c.positive], dtype=np.float64).reshape(-1, 2)
         neg = np.array([(c.x, c.y) for c in clicks if not c.positive], dtype=np.float64).reshape(-1, 2)
+        return self._segmenter.encoder.encode(self._image, self._extreme, pos, neg)
+
+    def _embedding(self, encoded: Encoded) -> "ImageEmbedding":
+        """The embedding of ``encoded``'s crop box: kept, or computed and kept (the last EMBEDDING_CACHE)."""
+        embedding = self._embeddings.get(encoded.box)
+        if embedding is None:
+            embedding = self._segmenter.embed(encoded)
+            self._embeddings[encoded.box] = embedding
+            while len(self._embeddings) > EMBEDDING_CACHE:
+                self._embeddings.popitem(last=False)
+        self._embeddings.move_to_end(encoded.box)
+        return embedding
+
+    def _compute(self, clicks: list[Click]) -> tuple[Result, _Output]:
+        """The result with ``clicks`` and the canvas output it was made from."""
         seg = self._segmenter
-        encoded = seg.encoder.encode(self._image, self._extreme, pos, neg)
-        if not seg.two_part:
-            (result,) = seg.predict([encoded], self._threshold)
-            return result, None
-        if embedding is None or embedding.box != encoded.box:
-            embedding = seg.embed(encoded)
-        (result,) = seg.predict([encoded], self._threshold, embedding=embedding)
-        return result, embedding
+        encoded = self._encode(clicks)
+        if seg.two_part:
+            canvas = seg.decode([encoded], self._embedding(encoded))[0, 0]
+        else:
+            canvas = seg.run(encoded.input[None])[0, 0]
+        output = _Output(np.array(canvas, dtype=np.float32), encoded.box, encoded.image_shape)
+        return self._rebuild(output), output
+
+    def _rebuild(self, output: _Output) -> Result:
+        return self._segmenter.postprocess(output.canvas, output, self._threshold)
 
     def add_click(self, x: float, y: float, positive: bool) -> Result:
         """Add a click at (x, y); ``positive=True`` for "object", ``False`` for "background".
 
-        Returns the new result. A bad click raises :class:`InputError` and changes nothing.
+        ``x`` and ``y`` are ints or floats inside the image, ``positive`` a bool
+        (Python or NumPy); anything else (``"no"``, 1, ``"3.5"``, ``True`` as a
+        coordinate) is refused. Returns the new result.
+
+        Raises:
+            InputError: a malformed click, or the session already holds ``MAX_POINTS``
+                clicks of that kind; the session is then unchanged.
         """
-        point = check_points([(x, y)], "positive_click" if positive else "negative_click", self._image.shape)
-        click = Click(float(point[0, 0]), float(point[0, 1]), bool(positive))
-        result, embedding = self._compute(self._clicks + [click], self._embeddings[-1])
-        self._clicks.append(click)
-        self._results.append(result)
-        self._embeddings.append(embedding)
+        x, y, positive = check_click(x, y, positive, self._image.shape)
+        if sum(c.positive == positive for c in self._clicks) >= MAX_POINTS:
+            kind = "positive" if positive else "negative"
+            raise InputError(f"the session already holds {MAX_POINTS} {kind} clicks, the most accepted (MAX_POINTS)")
+        clicks = self._clicks + [Click(x, y, positive)]
+        result, output = self._compute(clicks)
+        self._clicks = clicks
+        self._outputs.append(output)
+        past = len(self._outputs) - 2 - UNDO_CACHE  # the state UNDO_CACHE + 1 clicks back
+        if past > 0:  # the start's output stays, for reset()
+            self._outputs[past] = None
+        self._result = result
         return result
 
     def add_positive(self, x: float, y: float) -> Result:
@@ -134,18 +199,30 @@ class InteractiveSession:
     def undo(self) -> Result:
         """Remove the last click; returns the result from before it.
 
-        Raises :class:`InputError` when there is no click to undo.
+        Rebuilt from the kept canvas output (no model run) for the last
+        :data:`UNDO_CACHE` states, recomputed further back.
+
+        Raises:
+            InputError: there is no click to undo.
         """
         if not self._clicks:
             raise InputError("no click to undo: the session has only its extreme points")
-        self._clicks.pop()
-        self._results.pop()
-        self._embeddings.pop()
-        return self._results[-1]
+        clicks = self._clicks[:-1]
+        output = self._outputs[-2]
+        if output is None:
+            result, output = self._compute(clicks)
+        else:
+            result = self._rebuild(output)
+        self._clicks = clicks
+        self._outputs.pop()
+        self._outputs[-1] = output
+        self._result = result
+        return result
 
     def reset(self) -> Result:
         """Remove every click; returns the result of the extreme points alone."""
-        del self._clicks[:]
-        del self._results[1:]
-        del self._embeddings[1:]
-        return self._results[0]
+        result = self._rebuild(self._outputs[0])
+        self._clicks = []
+        del self._outputs[1:]
+        self._result = result
+        return result

@@ -582,12 +582,12 @@ def test_segment_many_equals_one_call_per_object(tiny_segmenter, photo):
         assert_same_result(res, tiny_segmenter.segment(photo, **obj), f"object {i}")
 
 
-def test_segment_many_is_one_backend_call(red_model, monkeypatch):
+def test_segment_many_of_batch_size_objects_is_one_backend_call(red_model, monkeypatch):
     seg = Segmenter(red_model)
     sizes = []
     run = seg.backend.run
     monkeypatch.setattr(seg.backend, "run", lambda batch: sizes.append(len(batch)) or run(batch))
-    seg.segment_many(rect_image(shape=(480, 854)), OBJECTS)
+    seg.segment_many(rect_image(shape=(480, 854)), OBJECTS, batch_size=8)
     assert sizes == [8], f"backend batches {sizes}, expected one batch of 8"
 
 
@@ -596,7 +596,7 @@ def test_segment_many_splits_into_max_batch(red_model, monkeypatch):
     sizes = []
     run = seg.backend.run
     monkeypatch.setattr(seg.backend, "run", lambda batch: sizes.append(len(batch)) or run(batch))
-    results = seg.segment_many(rect_image(shape=(480, 854)), OBJECTS)
+    results = seg.segment_many(rect_image(shape=(480, 854)), OBJECTS, batch_size=8)
     assert sizes == [3, 3, 2] and len(results) == 8, f"batches {sizes}, {len(results)} results"
 
 

@@ -153,12 +153,12 @@ def test_each_click_checks_only_the_new_click_and_the_threshold(sfg_segmenter, m
     session.add_positive(280, 150)
     calls = []
     for module in (segmenter_module, session_module):
-        for name in ("check_image", "check_points", "check_threshold"):
+        for name in ("check_image", "check_points", "check_click", "check_threshold"):
             if hasattr(module, name):
                 real = getattr(module, name)
                 monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
     session.add_negative(160, 115)
-    assert sorted(calls) == ["check_points", "check_threshold"], f"one click made these checks: {calls}"
+    assert sorted(calls) == ["check_click", "check_threshold"], f"one click made these checks: {calls}"
 
 
 def test_bad_session_threshold_is_refused(sfg_segmenter):
