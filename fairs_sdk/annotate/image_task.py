@@ -16,37 +16,17 @@ A record is what the output file gets for one annotation: on success
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from fairs_sdk.annotate.coco_io import ImageTask
+from fairs_sdk.imageio import ImageReadError, read_image
 from fairs_sdk.validation import InputError, check_points
 
 __all__ = ["annotate_image", "run_task", "read_image", "result_record", "ImageReadError"]
 
 _CLICK_KEYS = ("extreme_points", "positive_clicks", "negative_clicks")
-
-
-class ImageReadError(ValueError):
-    """An image file that is missing or cannot be decoded."""
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from an image file.
-
-    Raises:
-        ImageReadError: no such file, or OpenCV cannot decode it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"image file not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageReadError(f"cannot read {path} as an image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def result_record(ann_id: Any, result) -> dict[str, Any]:

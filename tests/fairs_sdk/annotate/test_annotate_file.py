@@ -49,7 +49,7 @@ def test_bad_annotations_are_reported_by_id_and_the_rest_go_on(scene, red_model,
                    "--no-progress"])
     err = capsys.readouterr().err
     assert status == 1, "some annotations failed: the exit status must say so"
-    for ann_id, why in ((101, "no 'extreme_points'"), (102, "outside"), (103, "not found"), (104, "cannot read")):
+    for ann_id, why in ((101, "no 'extreme_points'"), (102, "outside"), (103, "not found"), (104, "cannot decode")):
         assert any(f"annotation {ann_id} " in line and why in line for line in err.splitlines()), \
             f"annotation {ann_id} ({why}) not reported: {err}"
     written = json.loads(out.read_text())

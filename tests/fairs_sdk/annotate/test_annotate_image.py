@@ -79,14 +79,22 @@ def _task(path, objects, width=None, height=None):
 def test_run_task_fails_every_object_of_a_missing_image(red_segmenter, tmp_path):
     records = run_task(red_segmenter, _task(tmp_path / "gone.png", _objects("b.png")))
     assert [r["id"] for r in records] == [99, 0, 1]
-    assert all("image file not found" in r["error"] for r in records[1:]), records
+    assert all("image not found" in r["error"] for r in records[1:]), records
 
 
 def test_run_task_fails_an_unreadable_image(red_segmenter, tmp_path):
     path = tmp_path / "junk.png"
     path.write_bytes(b"\x89PNG not really")
     records = run_task(red_segmenter, _task(path, _objects("b.png")))
-    assert all("cannot read" in r["error"] for r in records[1:]), records
+    assert all("cannot decode" in r["error"] for r in records[1:]), records
+
+
+def test_run_task_fails_a_truncated_jpeg(red_segmenter, tmp_path):
+    path = tmp_path / "cut.jpg"
+    ok, data = cv2.imencode(".jpg", _image("b.png"))
+    path.write_bytes(data.tobytes()[: len(data) // 2])
+    records = run_task(red_segmenter, _task(path, _objects("b.png")))
+    assert all("truncated" in r["error"] for r in records[1:]), f"a half JPEG must not be segmented: {records}"
 
 
 def test_run_task_fails_an_image_of_another_size_than_declared(red_segmenter, tmp_path):
