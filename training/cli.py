@@ -43,11 +43,15 @@ def _file_out(path: Path | None, option: str = "--out") -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .checkpoint_io import read_checkpoint
     from .config import load_config
     from .train import launch_local, run_training
 
     config = load_config(args.config, args.set or [])
     if args.nproc > 1:
+        for start in (args.resume, config.init_from):  # refused here in one line, not in every spawned rank
+            if start:
+                read_checkpoint(start)
         launch_local(args.nproc, run_training, config, args.resume, args.device, args.stop_after_epoch)
     else:
         run_training(config, resume=args.resume, device=args.device, stop_after_epoch=args.stop_after_epoch)
