@@ -3,8 +3,9 @@
 The image's size is read from its header (Pillow, which reads no pixels) and
 refused above the limit *before* anything is decoded, so a small file that would
 decode to gigabytes (a "decompression bomb") costs nothing. The pixels are then
-decoded by OpenCV, as ``fairs segment`` reads files (EXIF orientation applied, as a
-browser shows the image; 16-bit and gray images become 8-bit RGB, alpha is dropped).
+decoded by :func:`fairs_sdk.imageio.decode_image`, as ``fairs segment`` reads files:
+truncated JPEG and PNG files are refused, EXIF orientation is applied (as a browser
+shows the image), 16-bit and gray images become 8-bit RGB, alpha is dropped.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import threading
 from collections import OrderedDict
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
+from fairs_sdk.imageio import ImageReadError
+from fairs_sdk.imageio import decode_image as read_bytes
 from fairs_sdk.serve.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedImage
 from fairs_sdk.validation import MAX_IMAGE_SIDE
 
@@ -68,10 +70,13 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             f"the image is {w} x {h} = {w * h:,} pixels; this server takes at most {max_pixels:,} "
             f"and {MAX_IMAGE_SIDE} per side: downscale it first"
         )
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.ndim != 3 or bgr.shape[0] * bgr.shape[1] != w * h:
-        raise BadRequest(f"cannot decode the {w} x {h} image: the file is truncated or corrupt")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    try:
+        rgb = read_bytes(data, f"the {w} x {h} image")
+    except ImageReadError as err:
+        raise BadRequest(str(err)) from None
+    if rgb.shape[0] * rgb.shape[1] != w * h:
+        raise BadRequest(f"the image decoded to {rgb.shape[1]} x {rgb.shape[0]} pixels, its header says {w} x {h}")
+    return rgb
 
 
 def decode_base64(text: object, name: str = "image") -> bytes:

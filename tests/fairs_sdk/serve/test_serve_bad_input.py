@@ -20,6 +20,13 @@ def _png(shape=(40, 60, 3)) -> bytes:
     return cv2.imencode(".png", np.zeros(shape, np.uint8))[1].tobytes()
 
 
+def _jpeg() -> bytes:
+    import cv2
+
+    noise = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", noise)[1].tobytes()
+
+
 def _segment_body(**fields) -> bytes:
     return json.dumps({"extreme_points": COFFEE_POINTS, **fields}).encode()
 
@@ -58,6 +65,7 @@ CASES = [
     ("identical extreme points", "/v1/segment", _segment_body(image_id="{id}", extreme_points=[[5, 5], [5, 5]]), 400,
      "same point"),
     ("upload of non-image bytes", "/v1/images", b"hello world", 415, "not an image"),
+    ("truncated JPEG upload", "/v1/images", _jpeg()[:-100], 400, "truncated"),
     ("empty upload", "/v1/images", b"", 400, "empty"),
     ("truncated upload", "/v1/images", _truncated_png(_png()), 400, "truncated"),
     ("CVAT: not JSON", "/v1/cvat", b"image=abc", 400, "not valid JSON"),
