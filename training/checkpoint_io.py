@@ -22,11 +22,11 @@ import torch
 
 __all__ = ["CheckpointError", "read_checkpoint"]
 
-# torch's weights-only refusal explains itself over several paragraphs; this is its one
-# line naming the object the file asked for, e.g. "Trying to load unsupported GLOBAL posix.system ..."
-# (torch >= 2.6) or "Unsupported global: GLOBAL posix.system ..." (older). Other refusals
-# ("Unsupported operand 110") mean the bytes are not a pickle at all.
-_REFUSAL = re.compile(r"(Trying to load [^\n]*GLOBAL[^\n]*|Unsupported global[^\n]*)", re.IGNORECASE)
+# torch's weights-only refusal explains itself over several paragraphs (and suggests allowlisting
+# the object); what matters is the object the file names: "... unsupported GLOBAL posix.system ..."
+# (torch >= 2.6) or "Unsupported global: GLOBAL builtins.exec ..." (either, by module). Other
+# refusals ("Unsupported operand 110") mean the bytes are not a pickle at all.
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 class CheckpointError(ValueError):
@@ -35,9 +35,9 @@ class CheckpointError(ValueError):
 
 def _one_line(error: BaseException) -> str:
     text = str(error)
-    refusal = _REFUSAL.search(text)
-    if refusal:
-        return (f"refused: it holds Python objects, not only tensors and plain data ({refusal.group(1).strip()}); "
+    refused = _REFUSED_GLOBAL.search(text)
+    if refused:
+        return (f"refused: it holds the Python object {refused.group(1)}, not only tensors and plain data; "
                 "checkpoints are read weights-only and never run code")
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
     return f"not a readable torch checkpoint: {first}"

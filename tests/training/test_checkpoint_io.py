@@ -43,7 +43,8 @@ def _assert_refused(message: str, path: Path, marker: Path) -> None:
     assert not marker.exists(), f"loading {path.name} ran the code in it (a torch.load with weights_only=False)"
     lines = message.strip().splitlines()
     assert len(lines) == 1, f"expected a one-line error, got {len(lines)} lines:\n{message}"
-    assert str(path) in lines[0] and "refused" in lines[0], f"the error must name the file and say it was refused: {lines[0]}"
+    assert str(path) in lines[0] and "refused" in lines[0] and "exec" in lines[0], \
+        f"the error must name the file, say it was refused and name the object it held: {lines[0]}"
 
 
 def _assert_cli_refused(code: int, capsys, path: Path, marker: Path) -> None:
@@ -177,6 +178,7 @@ def test_fairs_train_refuses_code_through_every_option(evil, tmp_path, horses_ro
     config_file.write_text(yaml.safe_dump({"init_from": str(path)}))
     runs = {
         "train --resume": ["train", "--device", "cpu", *sets, "--resume", str(path)],
+        "train --nproc 2 --resume": ["train", "--device", "cpu", "--nproc", "2", *sets, "--resume", str(path)],
         "train --set init_from": ["train", "--device", "cpu", *sets, "--set", f"init_from={path}"],
         "train --config (init_from)": ["train", "--device", "cpu", "--config", str(config_file), *sets],
         "evaluate --checkpoint": ["evaluate", "--checkpoint", str(path), "--data", str(horses_root),
