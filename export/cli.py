@@ -7,7 +7,10 @@
     fairs-export trt model.onnx --precision fp16 --cache-dir engines/ [--max-batch 8]
     fairs-export compare model.onnx model_fp16.onnx model_int8.onnx --data dev/davis345
 
-Errors (missing or incompatible checkpoint, bad options) print one line and exit 2.
+Errors (a missing, refused or incompatible checkpoint, a model that is not an fp32 FAIRS
+model or whose external data is missing or outside its folder, ``-o`` naming a folder
+where a file is written or a file where a folder is, bad options) print one line,
+``fairs-export: error: ...``, and exit 2.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from fairs_sdk.cli import OneLineParser, bounded_int, error_line, one_line
 from fairs_sdk.extras import exit_on_missing_extra
 
 __all__ = ["main", "build_parser"]
@@ -28,11 +32,24 @@ def _default_data() -> Path | None:
     return candidate if (candidate / "images").is_dir() else None
 
 
+def _output_file(path: Path | None, option: str = "-o") -> None:
+    """ValueError if ``path`` is an existing folder: the command writes one file there."""
+    if path is not None and Path(path).is_dir():
+        raise ValueError(f"{option} {path} is a folder; {option} names the file to write")
+
+
+def _output_folder(path: Path | None, option: str = "-o") -> None:
+    """ValueError if ``path`` exists and is not a folder: the command writes several files into it."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"{option} {path} is a file; {option} names a folder")
+
+
 def _cmd_onnx(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .onnx_export import check_parity, export_onnx
     from .samples import random_inputs, stack_inputs
 
+    _output_file(args.output)
     checkpoint = load_checkpoint(args.checkpoint)
     output = export_onnx(checkpoint, args.output, opset=args.opset, dynamic_batch=not args.static_batch)
     spec = checkpoint.input_spec
@@ -52,6 +69,7 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
 def _cmd_bundle(args: argparse.Namespace) -> int:
     from .two_part import export_bundle, load_refine_checkpoint
 
+    _output_folder(args.output)
     model, summary = load_refine_checkpoint(args.checkpoint, args.u2netp)
     bundle = export_bundle(model, args.output, args.stem, opset=args.opset, atol=args.atol, extra=summary)
     for path, name in ((bundle.combined, "combined"), (bundle.image_encoder, "image_encoder"), (bundle.decoder, "decoder")):
@@ -61,11 +79,15 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from .onnx_export import read_metadata
+    from .quantize import load_source
 
-    meta = read_metadata(args.model)
+    meta = read_metadata(load_source(args.model))  # a foreign file, non-float32 inputs, bad external data: ValueError
     if meta.precision != "fp32":
         raise ValueError(f"{args.model} is {meta.precision}; quantize starts from the fp32 export")
     output = args.output or Path(args.model).with_name(Path(args.model).stem + f"_{args.precision}.onnx")
+    _output_file(output)
+    if Path(output).resolve() == Path(args.model).resolve():
+        raise ValueError(f"-o {output} is the model itself; write the {args.precision} model to another file")
     if args.precision == "fp16":
         from .quantize import convert_fp16
 
@@ -87,6 +109,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 def _cmd_trt(args: argparse.Namespace) -> int:
     from fairs_sdk.trt import EngineCache, file_sha256
 
+    _output_folder(args.cache_dir, "--cache-dir")
     calibrator = None
     if args.precision == "int8" and not args.qdq:
         from .onnx_export import read_metadata
@@ -112,6 +135,11 @@ def _cmd_trt(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_models, format_table
+    from .quantize import check_source
+
+    _output_file(args.output)
+    for model in args.models:  # a foreign model or non-float32 inputs: one line now, not an ONNX Runtime error mid-run
+        check_source(model)
 
     def progress(done: int) -> None:
         if done % 50 == 0:
@@ -126,7 +154,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fairs-export", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="fairs-export", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("onnx", help="checkpoint -> fp32 ONNX with metadata, checked against PyTorch")
@@ -135,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--static-batch", action="store_true", help="fix N = 1 instead of a dynamic batch axis")
     p.add_argument("--data", type=Path, help="images/ + masks/ folder for the parity crops (default ../shared/data/train/coco_mval)")
-    p.add_argument("--parity-count", type=int, default=8)
+    p.add_argument("--parity-count", type=bounded_int(1, 10_000), default=8)
     p.add_argument("--atol", type=float, default=1e-4, help="max abs probability difference allowed")
     p.set_defaults(run=_cmd_onnx)
 
@@ -153,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp16", "int8"), required=True)
     p.add_argument("-o", "--output", type=Path)
     p.add_argument("--data", type=Path, help="calibration images/ + masks/ (int8)")
-    p.add_argument("--calibration-count", type=int, default=64)
-    p.add_argument("--calibration-stride", type=int, default=11)
+    p.add_argument("--calibration-count", type=bounded_int(1, 100_000), default=64)
+    p.add_argument("--calibration-stride", type=bounded_int(1, 100_000), default=11)
     p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
     p.set_defaults(run=_cmd_quantize)
 
@@ -162,19 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path)
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
     p.add_argument("--cache-dir", type=Path, default=Path("engines"))
-    p.add_argument("--max-batch", type=int, default=8)
-    p.add_argument("--opt-batch", type=int, default=1)
+    p.add_argument("--max-batch", type=bounded_int(1, 4096), default=8)
+    p.add_argument("--opt-batch", type=bounded_int(1, 4096), default=1)
     p.add_argument("--data", type=Path, help="int8 calibration images/ + masks/")
     p.add_argument("--qdq", action="store_true", help="the ONNX file is already int8 (QDQ): no calibrator")
-    p.add_argument("--calibration-count", type=int, default=64)
-    p.add_argument("--calibration-stride", type=int, default=11)
+    p.add_argument("--calibration-count", type=bounded_int(1, 100_000), default=64)
+    p.add_argument("--calibration-stride", type=bounded_int(1, 100_000), default=11)
     p.set_defaults(run=_cmd_trt)
 
     p = sub.add_parser("compare", help="mIoU and CPU latency of models against the first one")
     p.add_argument("models", type=Path, nargs="+", help="reference (fp32) first")
     p.add_argument("--data", type=Path, required=True, help="evaluation images/ + masks/, e.g. ../shared/data/dev/davis345")
-    p.add_argument("--limit", type=int, help="first N objects only")
-    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    p.add_argument("--limit", type=bounded_int(1, 10**9), help="first N objects only")
+    p.add_argument("--threads", type=bounded_int(1, 4096), help="ONNX Runtime intra-op threads")
     p.add_argument("-o", "--output", type=Path, help="also write the table here")
     p.set_defaults(run=_cmd_compare)
     return parser
@@ -189,18 +217,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = getattr(args, name, None)
         for path in paths if isinstance(paths, list) else [paths] if paths is not None else []:
             if not Path(path).is_file():
-                print(f"fairs-export: error: {name} not found: {path}", file=sys.stderr)
+                what = "is not a file" if Path(path).exists() else "not found"
+                print(f"fairs-export: error: {name} {what}: {path}", file=sys.stderr)
                 return 2
     try:
         return args.run(args)
     except ParityError as error:
-        print(f"fairs-export: parity check failed: {error}", file=sys.stderr)
+        print(f"fairs-export: parity check failed: {one_line(error)}", file=sys.stderr)
         return 1
-    except (ValueError, ImportError) as error:  # CheckpointError, NotAFairsModelError, missing packages
-        print(f"fairs-export: error: {error}", file=sys.stderr)
+    except (ValueError, ImportError, OSError) as error:  # CheckpointError, NotAFairsModelError, files, missing packages
+        print(error_line("fairs-export", error), file=sys.stderr)
         return 2
     except RuntimeError as error:  # no GPU, TensorRT build failure
-        print(f"fairs-export: failed: {error}", file=sys.stderr)
+        print(f"fairs-export: failed: {one_line(error)}", file=sys.stderr)
         return 1
 
 

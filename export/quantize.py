@@ -12,6 +12,10 @@ included); only ``precision`` and a few ``extra`` entries change.
 
 The attention nodes are the ones under the ``attention_scopes`` that export wrote into
 the metadata (``/model/head/position/``, ``/model/head/channel/``).
+
+Both read their source through :func:`load_source`: a FAIRS model with float32 inputs,
+whose external data (weights kept in files beside it) lies in its own folder; anything
+else is a ValueError naming the file, not a traceback from deep inside onnx.
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ import numpy as np
 import onnx
 
 from fairs_sdk.config import InputSpec
-from fairs_sdk.model_format import INPUT_NAME
+from fairs_sdk.model_format import INPUT_NAME, check_input_types
 
 from .onnx_export import read_metadata, set_metadata
 from .samples import check_inputs
 
-__all__ = ["attention_nodes", "convert_fp16", "CropCalibrationReader", "quantize_int8"]
+__all__ = ["attention_nodes", "check_source", "load_source", "convert_fp16", "CropCalibrationReader", "quantize_int8"]
 
 #: Op types that are attention arithmetic wherever they sit (used when metadata has no scopes).
 _ATTENTION_OPS = ("MatMul", "Softmax", "ReduceMax")
@@ -50,6 +54,61 @@ def attention_nodes(model: onnx.ModelProto) -> list[str]:
     if any(n.op_type in ("Softmax",) for n in model.graph.node) and not names:
         raise ValueError("the graph has a Softmax but no attention node was found; cannot keep attention in fp32")
     return names
+
+
+def _element_type(elem_type: int) -> str:
+    """An ONNX element type as NumPy names it ("float32", "int64", ...), else ONNX's own name."""
+    try:
+        return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
+    except (KeyError, TypeError, ValueError):
+        return onnx.TensorProto.DataType.Name(elem_type).lower() if elem_type in onnx.TensorProto.DataType.values() else str(elem_type)
+
+
+def check_source(path: str | Path) -> onnx.ModelProto:
+    """The FAIRS model at ``path`` without its external data, checked: FAIRS metadata and float32 inputs.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not an ONNX file, or not a FAIRS model (its metadata or input types).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model not found: {path}")
+    read_metadata(path)  # not ONNX, or a foreign model: ValueError / NotAFairsModelError
+    model = onnx.load(str(path), load_external_data=False)
+    check_input_types(path, {i.name: _element_type(i.type.tensor_type.elem_type) for i in model.graph.input})
+    return model
+
+
+def load_source(path: str | Path) -> onnx.ModelProto:
+    """The FAIRS model at ``path`` with its weights, ready to convert (:func:`check_source`, then its data).
+
+    External data (tensors kept in files beside the model) is read from the model's own
+    folder only, as onnx allows; its inputs must be float32 (:func:`fairs_sdk.model_format.check_input_types`).
+
+    Raises:
+        ValueError: not an ONNX file, not a FAIRS model (its metadata or input types), or
+            external data that is missing, truncated or outside the model's folder; the
+            message names ``path``.
+    """
+    path = Path(path)
+    model = check_source(path)
+    external = sorted({
+        entry.value
+        for tensor in model.graph.initializer
+        if onnx.external_data_helper.uses_external_data(tensor)
+        for entry in tensor.external_data
+        if entry.key == "location"
+    })
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except Exception as error:  # onnx's ValidationError, OSError, ... for missing or out-of-folder data
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ValueError(
+            f"{path}: cannot read its external data {external} (weights kept in files beside the model must lie "
+            f"in its folder, {path.parent}): {first}"
+        ) from None
+    return model
 
 
 def _sort_topologically(graph: onnx.GraphProto) -> None:
@@ -113,11 +172,11 @@ def convert_fp16(fp32_path: str | Path, output: str | Path, keep_fp32: Sequence[
     """
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    source = onnx.load(str(fp32_path))
+    source = load_source(fp32_path)
     blocked = list(attention_nodes(source) if keep_fp32 is None else keep_fp32)
-    model = convert_float_to_float16(
-        onnx.load(str(fp32_path)), keep_io_types=True, node_block_list=blocked, disable_shape_infer=False
-    )
+    model = onnx.ModelProto()
+    model.CopyFrom(source)  # the converter changes its argument
+    model = convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked, disable_shape_infer=False)
     _remove_cast_round_trips(model.graph)
     _sort_topologically(model.graph)
     _with_precision(model, "fp16", source, fp32_nodes=len(blocked))
@@ -179,13 +238,13 @@ def quantize_int8(
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
     if method not in methods:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {sorted(methods)}")
-    spec = read_metadata(fp32_path).input_spec
+    source = load_source(fp32_path)
+    spec = read_metadata(source).input_spec
     reader_inputs = check_inputs(calibration, spec, what="calibration inputs")
 
     class _Reader(CropCalibrationReader, CalibrationDataReader):
         pass
 
-    source = onnx.load(str(fp32_path))
     excluded = list(attention_nodes(source) if keep_fp32 is None else keep_fp32)
     output = Path(output)
     with tempfile.TemporaryDirectory() as tmp:

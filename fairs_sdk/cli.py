@@ -46,7 +46,7 @@ import numpy as np
 
 from fairs_sdk.imageio import read_image  # the runtime's one image reader (truncated JPEG/PNG refused)
 
-__all__ = ["main", "bench_objects", "click_latency", "OneLineParser", "error_line", "bounded_int",
+__all__ = ["main", "bench_objects", "click_latency", "OneLineParser", "one_line", "error_line", "bounded_int",
            "MAX_BENCH_OBJECTS", "MAX_BENCH_REPEAT"]
 
 #: Ranges of ``fairs bench --objects`` and ``--repeat``.
@@ -71,12 +71,15 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{error_line(self.prog, message)} (see {self.prog} --help)\n")
 
 
+def one_line(error: BaseException | str) -> str:
+    """An error's message on one line: its lines stripped and joined with "; " (its type's name if empty)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return "; ".join(lines) or (type(error).__name__ if isinstance(error, BaseException) else "failed")
+
+
 def error_line(prog: str, error: BaseException | str) -> str:
-    """``"<prog>: error: <message>"`` on one line (a multi-line message is joined with "; ")."""
-    text = str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    message = "; ".join(lines) or (type(error).__name__ if isinstance(error, BaseException) else "failed")
-    return f"{prog}: error: {message}"
+    """``"<prog>: error: <message>"`` on one line (see :func:`one_line`)."""
+    return f"{prog}: error: {one_line(error)}"
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:
