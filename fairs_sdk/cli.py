@@ -11,7 +11,9 @@ million pixels (the runtime's own limits, :mod:`fairs_sdk.validation`); ``--obje
 
 ``bench`` times each stage of ``segment``, ``segment_many``, and the per-click latency
 of an interactive session (its first result against each corrective click after it,
-which on a two-part model runs only the decoder).
+which on a two-part model runs only the decoder). Its ``segment_many`` timing streams
+the results (``Segmenter.iter_segment_many``) and drops each one after use, as does
+its loop of single ``segment`` calls, so its memory stays flat in ``--objects``.
 
 ``segment`` writes, into ``--out``: ``<stem>_mask.png`` (0/255; one
 ``<stem>_mask_<k>.png`` per object when there are several), ``<stem>_overlay.png``
@@ -31,6 +33,7 @@ with status 2. :class:`OneLineParser` and :func:`error_line` give ``fairs-train`
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib
 import json
 import statistics
@@ -330,15 +333,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ]
     timings = {name: _median_ms(fn, r) for name, fn in stages}
     total = _median_ms(lambda: seg.segment(image, **obj), r)
-    width = max(28, *(len(name) for name in timings))
+    width = max(28, len(f"segment_many, {len(objects)} objects (streamed)"), *(len(name) for name in timings))
     for name, ms in timings.items():
         print(f"  {name:{width}s} {ms:9.2f} ms")
     engine = timings["engine"]
     print(f"  {'segment (end to end)':{width}s} {total:9.2f} ms  ({100 * (total - engine) / engine:+.1f} % over the engine)")
-    many = _median_ms(lambda: seg.segment_many(image, objects), max(1, r // 2))
-    single = _median_ms(lambda: [seg.segment(image, **o) for o in objects], max(1, r // 2))
+    # Each result is dropped once made: full-size maps of every object at once grew to 21 GB
+    # at --objects 10000 (issue 13, item 3).
+    many = _median_ms(lambda: collections.deque(seg.iter_segment_many(image, objects), maxlen=0), max(1, r // 2))
+
+    def one_at_a_time() -> None:
+        for o in objects:
+            seg.segment(image, **o)
+
+    single = _median_ms(one_at_a_time, max(1, r // 2))
     n = len(objects)
-    print(f"  {f'segment_many, {n} objects':{width}s} {many:9.2f} ms  ({many / n:.2f} ms per object)")
+    print(f"  {f'segment_many, {n} objects (streamed)':{width}s} {many:9.2f} ms  ({many / n:.2f} ms per object)")
     print(f"  {f'{n} x segment':{width}s} {single:9.2f} ms  ({single / n:.2f} ms per object)")
     first, click = click_latency(seg, image, obj, r)
     how = ("two-part model: image encoder once per crop, decoder per click" if seg.two_part
