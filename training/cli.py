@@ -209,12 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_missing_extra("fairs-train")  # without torch & co.: one line, exit 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fairs-train``; returns the exit status (a bad argument: one line, SystemExit(2))."""
-    from fairs_sdk.backends import ProviderError
+    from fairs_sdk.backends import ModelOutputError, ProviderError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, OSError, ProviderError) as error:  # ConfigError, CheckpointError, NotAFairsModelError, ...
+    except (ValueError, OSError, ProviderError, ModelOutputError) as error:  # ConfigError, CheckpointError, NotAFairsModelError, ...
         print(error_line("fairs-train", error), file=sys.stderr)
         return 2
 
