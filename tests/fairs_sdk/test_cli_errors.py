@@ -92,3 +92,11 @@ def test_bench_with_an_int64_input_model(typed_input_models, one_line_error) -> 
 def test_bench_image_naming_a_folder(red_model, tmp_path, one_line_error) -> None:
     status = main(["bench", "--model", str(red_model), "--image", str(tmp_path), "--repeat", "1", "--objects", "1"])
     one_line_error(status, "fairs", str(tmp_path))
+
+
+def test_segment_with_a_model_whose_output_is_not_probabilities(png, tmp_path, one_line_error) -> None:
+    from model_files import make_echo_model
+
+    model = make_echo_model(tmp_path / "nan.onnx", channel="sfg", scale=float("nan"))
+    status = main(["segment", str(png), "--points", *POINTS, "--model", str(model), "--out", str(tmp_path / "o")])
+    one_line_error(status, "fairs", str(model))
