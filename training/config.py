@@ -352,6 +352,8 @@ def _describe(hint: Any) -> str:
 
 
 def _plural(hint: Any) -> str:
+    if dataclasses.is_dataclass(hint):
+        return "mappings"
     return {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(hint, "values")
 
 
