@@ -18,7 +18,6 @@ is meant or a folder where a file is, a bad argument) print one line,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Sequence
