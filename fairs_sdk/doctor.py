@@ -351,7 +351,7 @@ def collect(requested: Sequence[str] = (), model: Path | None = None, timeout: f
 
 def _diagnose(report: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(problems, warnings): problems make the exit status 1."""
-    from fairs_sdk.extras import RUNTIME_INSTALL
+    from fairs_sdk.extras import RUNTIME_INSTALL, old_runtime_warning, runtime_version_is_safe
 
     problems, warnings = [], []
     ort = report["onnxruntime"]
@@ -368,6 +368,8 @@ def _diagnose(report: dict[str, Any]) -> tuple[list[str], list[str]]:
         warnings.append("onnxruntime imports, but no installed distribution claims it (built from source?)")
     if "error" in ort:
         problems.append(ort["error"] if dists else f"no ONNX Runtime is installed: {RUNTIME_INSTALL}")
+    elif not runtime_version_is_safe(str(ort.get("version", "0"))):
+        warnings.append(old_runtime_warning(ort["version"]))
     for row in report["providers"]:
         if row["usable"] is False and row["requested"]:
             problems.append(f"requested provider {row['name']} cannot be used: {row['reason']}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from types import ModuleType
 from typing import TypeVar
@@ -90,6 +91,31 @@ def install_advice(error: ImportError) -> str | None:
     return None if extra is None else f"pip install 'fairs-sdk[{extra}]'"
 
 
+#: The first ONNX Runtime release that refuses external data outside the model's folder
+#: (``../``, absolute paths, symlinks), whether the model is loaded from a path or from
+#: bytes (issue 13: 1.17.3 to 1.23.2 return such files' bytes as outputs). The extras
+#: pin at least this; a runtime installed by hand (a Jetson wheel) is warned about.
+SAFE_ONNXRUNTIME = (1, 24, 3)
+
+
+def runtime_version_is_safe(version: str) -> bool:
+    """Whether ONNX Runtime ``version`` ("1.24.3", "1.25.0+cu126", ...) is at least :data:`SAFE_ONNXRUNTIME`."""
+    numbers = []
+    for part in version.split("+")[0].split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdigit()) if part[:1].isdigit() else ""
+        numbers.append(int(digits) if digits else 0)
+    return tuple(numbers) >= SAFE_ONNXRUNTIME
+
+
+def old_runtime_warning(version: str) -> str:
+    """The warning for an ONNX Runtime older than :data:`SAFE_ONNXRUNTIME`."""
+    safe = ".".join(map(str, SAFE_ONNXRUNTIME))
+    return (
+        f"ONNX Runtime {version} is older than {safe}: it loads external data from outside a model's folder, "
+        f"so an untrusted model file can read other files; upgrade to {safe} or newer"
+    )
+
+
 def import_onnxruntime() -> ModuleType:
     """The ``onnxruntime`` module.
 
@@ -110,6 +136,9 @@ def import_onnxruntime() -> ModuleType:
         raise _broken_runtime(error) from error
     if not hasattr(onnxruntime, "InferenceSession"):
         raise _broken_runtime(f"{onnxruntime.__name__} at {list(getattr(onnxruntime, '__path__', []))} has no InferenceSession")
+    version = str(getattr(onnxruntime, "__version__", "0"))
+    if not runtime_version_is_safe(version):
+        warnings.warn(old_runtime_warning(version), RuntimeWarning, stacklevel=2)
     return onnxruntime
 
 

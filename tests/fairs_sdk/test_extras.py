@@ -134,3 +134,24 @@ def test_command_missing_onnx_runtime_names_both_runtime_extras(capsys):
     line = capsys.readouterr().err.strip()
     assert line.startswith("prog: error: prog needs ONNX Runtime (onnxruntime is missing)"), line
     assert "'fairs-sdk[cpu]'" in line and "'fairs-sdk[gpu]'" in line, line
+
+
+@pytest.mark.parametrize(
+    "version, safe",
+    [("1.17.3", False), ("1.23.2", False), ("1.24.2", False), ("1.24.3", True), ("1.32.0", True),
+     ("1.25.0+cu126", True), ("1.24.1.dev20260101", False), ("2.0", True)],
+)
+def test_runtime_version_floor(version, safe):
+    from fairs_sdk.extras import runtime_version_is_safe
+
+    assert runtime_version_is_safe(version) is safe, f"ONNX Runtime {version} should count as {'safe' if safe else 'unsafe'}"
+
+
+def test_old_runtime_is_warned_about_at_import(monkeypatch):
+    import onnxruntime
+
+    from fairs_sdk.extras import import_onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "__version__", "1.20.1")
+    with pytest.warns(RuntimeWarning, match="older than 1.24.3"):
+        import_onnxruntime()
