@@ -94,3 +94,31 @@ def test_page_and_only_its_files_are_served(make_client):
     assert client.get("/static/style.css").status_code == 200
     for path in ("/static/index.html", "/static/../app.py", "/static/%2e%2e/app.py", "/static/limits.py"):
         assert client.get(path).status_code == 404, f"{path} should not be served"
+
+
+def test_gate_refuses_beyond_running_plus_pending():
+    """With 1 worker and 1 waiting place, a third request at once gets Busy (503), the others finish."""
+    import threading
+
+    import anyio
+
+    from fairs_sdk.serve.app import _Gate
+    from fairs_sdk.serve.errors import Busy
+
+    gate, release, outcomes = _Gate(1, 1), threading.Event(), []
+
+    async def call(k: int) -> None:
+        try:
+            outcomes.append(await gate.run(lambda: release.wait(10) and k))
+        except Busy:
+            outcomes.append("busy")
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as tg:
+            for k in (1, 2, 3):
+                tg.start_soon(call, k)
+                await anyio.sleep(0.05)
+            release.set()
+
+    anyio.run(scenario)
+    assert sorted(outcomes, key=str) == [1, 2, "busy"], outcomes
