@@ -410,12 +410,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     and returns 2; a bad argument prints one line and raises ``SystemExit(2)``, as argparse does.
     """
     from fairs_sdk.backends import ModelLoadError, ModelOutputError, ProviderError
+    from fairs_sdk.extras import MissingExtraError
     from fairs_sdk.model_format import NotAFairsModelError
 
     args = build_parser().parse_args(argv)  # a usage error: one line, SystemExit(2) (OneLineParser)
     try:
         return args.func(args)
-    except (CliError, ValueError, OSError, ModelLoadError, NotAFairsModelError, ProviderError, ModelOutputError) as err:
+    except (CliError, ValueError, OSError, ModelLoadError, NotAFairsModelError, ProviderError, ModelOutputError,
+            MissingExtraError) as err:
         print(error_line("fairs", err), file=sys.stderr)
         return 2
 

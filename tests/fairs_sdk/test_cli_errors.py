@@ -100,3 +100,8 @@ def test_segment_with_a_model_whose_output_is_not_probabilities(png, tmp_path, o
     model = make_echo_model(tmp_path / "nan.onnx", channel="sfg", scale=float("nan"))
     status = main(["segment", str(png), "--points", *POINTS, "--model", str(model), "--out", str(tmp_path / "o")])
     one_line_error(status, "fairs", str(model))
+
+
+def test_segment_without_onnx_runtime_names_the_extra(png, monkeypatch, one_line_error) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    one_line_error(main(["segment", str(png), "--points", *POINTS]), "fairs", "fairs-sdk[cpu]")
