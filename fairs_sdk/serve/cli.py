@@ -15,25 +15,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from fairs_sdk.extras import install_advice, missing_extra
 from fairs_sdk.serve.limits import MiB, Limits
 
 __all__ = ["add_parser", "cmd_serve"]
 
-#: Top-level modules of the ``serve`` extra.
-SERVE_MODULES = frozenset({"fastapi", "starlette", "uvicorn", "pydantic", "anyio", "PIL"})
-
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
+        import PIL  # noqa: F401  (image headers are read with Pillow)
         import uvicorn
 
         from fairs_sdk.serve.app import create_app
-        import PIL  # noqa: F401  (decode_image reads headers with Pillow)
     except ImportError as error:
-        if (error.name or "").split(".")[0] not in SERVE_MODULES:
+        if missing_extra(error) != "serve":
             raise
-        print(f"fairs: error: fairs serve needs the 'serve' extra ({error.name} is missing): "
-              "pip install 'fairs-sdk[serve]'", file=sys.stderr)
+        print(f"fairs: error: fairs serve needs the 'serve' extra ({error.name} is missing): {install_advice(error)}",
+              file=sys.stderr)
         return 2
     from fairs_sdk import Segmenter
 
