@@ -107,7 +107,7 @@ def run_ray(
             RayAnnotator,
             fn_constructor_kwargs={"options": options.to_dict()},
             batch_size=1,
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=threads,
         )
         for row in results.iter_rows():
