@@ -13,16 +13,15 @@ from fairs_sdk import InputError, Segmenter
 from fairs_sdk.serve import Limits, ServeError
 from fairs_sdk.serve.cvat import handle
 from fairs_sdk.serve.errors import BadRequest
-from fairs_sdk.serve.images import ImageStore
+from fairs_sdk.serve.service import Service
 
 
 def init_context(context):
     context.logger.info("FAIRS: loading the model")
     limits = Limits()
-    context.user_data.segmenter = Segmenter(os.environ.get("FAIRS_MODEL") or None,
-                                            max_image_pixels=limits.max_image_pixels)
-    context.user_data.images = ImageStore(limits.cache_images, limits.cache_bytes, limits.max_image_pixels)
-    context.logger.info(f"FAIRS: ready, {context.user_data.segmenter!r}")
+    segmenter = Segmenter(os.environ.get("FAIRS_MODEL") or None, max_image_pixels=limits.max_image_pixels)
+    context.user_data.service = Service(segmenter, limits)
+    context.logger.info(f"FAIRS: ready, {segmenter!r}")
 
 
 def _reply(context, body, status_code):
@@ -38,7 +37,7 @@ def handler(context, event):
                 body = json.loads(body)
             except (ValueError, RecursionError) as err:
                 raise BadRequest(f"the body is not valid JSON: {str(err)[:200]}") from None
-        answer = handle(body, context.user_data.segmenter, context.user_data.images)
+        answer = handle(body, context.user_data.service)
     except ServeError as err:
         context.logger.warn(f"FAIRS: refused: {err.message}")
         return _reply(context, {"error": err.message}, err.status)

@@ -14,6 +14,8 @@ a 4xx status, or 503 when the queue is full; never a 500 for bad input):
 
 The Segmenter is thread-safe; segmentations run in worker threads, at most
 ``Limits.max_concurrent`` at once, with at most ``Limits.max_pending`` more waiting.
+A click that keeps the crop box reuses the image encoder's output of an earlier
+request on a two-part model (:class:`~fairs_sdk.serve.service.Service`).
 No route reads a file that a client names: the page's three files are read once,
 from the package, when the app is built.
 """
@@ -36,9 +38,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import fairs_sdk
 from fairs_sdk.serve import cvat
 from fairs_sdk.serve.errors import BadRequest, Busy, PayloadTooLarge, ServeError
-from fairs_sdk.serve.images import ImageStore, decode_base64
+from fairs_sdk.serve.images import decode_base64
 from fairs_sdk.serve.limits import Limits
 from fairs_sdk.serve.payload import result_payload
+from fairs_sdk.serve.service import Service
 from fairs_sdk.validation import InputError
 
 __all__ = ["SegmentRequest", "create_app", "model_info"]
@@ -156,13 +159,13 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
 
 def create_app(segmenter: "fairs_sdk.Segmenter", limits: Limits | None = None) -> FastAPI:
     """The app serving ``segmenter`` under ``limits`` (default :class:`Limits`)."""
-    limits = limits or Limits()
-    images = ImageStore(limits.cache_images, limits.cache_bytes, limits.max_image_pixels)
+    service = Service(segmenter, limits)
+    limits, images = service.limits, service.images
     gate = _Gate(limits.max_concurrent, limits.max_pending)
     info = model_info(segmenter, limits)
     app = FastAPI(title="fairs serve", version=fairs_sdk.__version__, redoc_url=None,
                   description="FAIRS object segmentation from extreme points and corrective clicks.")
-    app.state.segmenter, app.state.limits, app.state.images = segmenter, limits, images
+    app.state.service = service
 
     @app.exception_handler(ServeError)
     async def _serve_error(request: Request, err: ServeError) -> JSONResponse:
@@ -212,8 +215,7 @@ def create_app(segmenter: "fairs_sdk.Segmenter", limits: Limits | None = None) -
         if (req.image is None) == (req.image_id is None):
             raise BadRequest("give exactly one of 'image_id' (from POST /v1/images) and 'image' (base64)")
         stored = images.get(req.image_id) if req.image is None else images.add(decode_base64(req.image))
-        result = segmenter.segment(stored.rgb, req.extreme_points, req.positive_clicks, req.negative_clicks,
-                                   threshold=req.threshold)
+        result = service.segment(stored, req.extreme_points, req.positive_clicks, req.negative_clicks, req.threshold)
         return {"image_id": stored.image_id, **result_payload(result, with_png=req.mask_png)}
 
     @app.post("/v1/segment", openapi_extra={"requestBody": {
@@ -231,6 +233,6 @@ def create_app(segmenter: "fairs_sdk.Segmenter", limits: Limits | None = None) -
     async def cvat_interactor(request: Request) -> dict[str, Any]:
         """CVAT's interactor call: ``image``, ``pos_points`` (4 extreme points first), ``neg_points``."""
         data = _parse_json(await _read_body(request, limits.max_upload_bytes))
-        return await gate.run(cvat.handle, data, segmenter, images)
+        return await gate.run(cvat.handle, data, service)
 
     return app

@@ -1,7 +1,8 @@
 """``fairs serve``: run the HTTP service, its CVAT interactor endpoint and its web page.
 
     fairs serve [--host 127.0.0.1] [--port 8000] [--model model.onnx] [--backend auto]
-                [--max-upload-mb 32] [--max-megapixels 25] [--cache-images 16] [--workers 2]
+                [--max-upload-mb 32] [--max-megapixels 25] [--cache-images 16] [--cache-embeddings 32]
+                [--workers 2] [--max-pending 32]
 
 Binds 127.0.0.1 unless ``--host`` says otherwise (``0.0.0.0`` to listen on every
 interface: the service has no authentication; put it behind one that does). Needs
@@ -39,6 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * MiB),
         max_image_pixels=int(args.max_megapixels * 1e6),
         cache_images=args.cache_images,
+        cache_embeddings=args.cache_embeddings,
         max_concurrent=args.workers,
         max_pending=args.max_pending,
     )
@@ -67,6 +69,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"largest image, megapixels (default {d.max_image_pixels / 1e6:g})")
     p.add_argument("--cache-images", type=int, default=d.cache_images,
                    help=f"uploaded images kept for image_id, least recently used dropped (default {d.cache_images})")
+    p.add_argument("--cache-embeddings", type=int, default=d.cache_embeddings,
+                   help="image-encoder outputs kept for later clicks on the same crop (two-part models; "
+                        f"default {d.cache_embeddings})")
     p.add_argument("--workers", type=int, default=d.max_concurrent,
                    help=f"segmentations computed at once (threads; default {d.max_concurrent})")
     p.add_argument("--max-pending", type=int, default=d.max_pending,

@@ -27,10 +27,10 @@ import cv2
 import numpy as np
 
 from fairs_sdk.serve.errors import BadRequest
-from fairs_sdk.serve.images import ImageStore, decode_base64
+from fairs_sdk.serve.images import decode_base64
 
 if TYPE_CHECKING:
-    from fairs_sdk import Segmenter
+    from fairs_sdk.serve.service import Service
 
 __all__ = ["EXTREME_POINTS", "handle", "to_sdk_points"]
 
@@ -60,14 +60,14 @@ def _outline(mask: np.ndarray) -> list[list[int]]:
     return largest.reshape(-1, 2).tolist()
 
 
-def handle(body: Any, segmenter: "Segmenter", images: ImageStore) -> dict[str, Any]:
+def handle(body: Any, service: "Service") -> dict[str, Any]:
     """Answer one CVAT interactor request.
 
     Args:
         body: the request's parsed JSON (see the module docstring).
-        segmenter: the model to run.
-        images: where the decoded frame is kept (CVAT sends the whole frame on every
-            click; it is decoded once) and whose limits the image must meet.
+        service: the model, and where the decoded frame is kept (CVAT sends the whole
+            frame on every click: it is decoded once, and a click that keeps the crop
+            runs only the decoder of a two-part model).
 
     Returns:
         ``{"mask": (H, W) list of 0/1 rows, "points": [[x, y], ...]}``.
@@ -90,7 +90,6 @@ def handle(body: Any, segmenter: "Segmenter", images: ImageStore) -> dict[str, A
         raise BadRequest(f"pos_points has {len(positive)} points: the first {EXTREME_POINTS} positive points "
                          "are the object's extreme points (left-, right-, top- and bottom-most)")
     threshold = body.get("threshold")
-    stored = images.add(decode_base64(body["image"]))
-    result = segmenter.segment(stored.rgb, positive[:EXTREME_POINTS], positive_clicks=positive[EXTREME_POINTS:],
-                               negative_clicks=negative, threshold=threshold)
+    stored = service.images.add(decode_base64(body["image"]))
+    result = service.segment(stored, positive[:EXTREME_POINTS], positive[EXTREME_POINTS:], negative, threshold)
     return {"mask": result.mask.astype(np.uint8).tolist(), "points": _outline(result.mask)}

@@ -22,6 +22,9 @@ class Limits:
         cache_images: uploaded images kept, decoded, for ``image_id`` (least recently used
             dropped first); a dropped id gets 404 and the client uploads again.
         cache_bytes: most bytes of decoded pixels the cache holds, whatever the count.
+        cache_embeddings: image-encoder outputs kept for later clicks on the same crop, by
+            (image, crop box), least recently used dropped first (two-part models only;
+            4.7 MB each for the bundled model).
         max_concurrent: segmentations computed at once (threads running the Segmenter).
         max_pending: requests waiting for a thread beyond which new ones get 503.
     """
@@ -30,6 +33,7 @@ class Limits:
     max_image_pixels: int = 25_000_000
     cache_images: int = 16
     cache_bytes: int = 512 * MiB
+    cache_embeddings: int = 32
     max_concurrent: int = 2
     max_pending: int = 32
 
