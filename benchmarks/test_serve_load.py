@@ -1,22 +1,31 @@
-"""``fairs serve`` under load and bad input, against direct ``Segmenter.segment`` calls.
+"""``fairs serve`` under load and bad input, against direct ``Segmenter`` calls.
 
 Run: ``pytest benchmarks/test_serve_load.py -s`` (``-s`` shows the report). It starts
-``fairs serve`` (bundled model, default limits) in a subprocess on a free port of
-127.0.0.1, uploads examples/coffee.png, and for ``$FAIRS_SERVE_LOAD_SECONDS`` (default 5;
-the README's figures: 30) drives ``$FAIRS_SERVE_LOAD_CLIENTS`` (default 8) clients, each
-in its own thread with its own connection, sending ``POST /v1/segment`` back to back (4
-extreme points, a positive and a negative click, mask PNG included, as the page asks),
-while one more client cycles through bad requests (malformed JSON, non-image bytes,
-points outside the image, an unknown image id, a body over the upload limit).
+``fairs serve`` (bundled model, default limits but a 4 MiB upload limit and 8 kept
+embeddings) in a subprocess on a free port of 127.0.0.1, uploads examples/coffee.png,
+and measures:
 
-Reported: requests/s and p50 / p99 latency of the good requests, next to one client
-alone for a third of that time (the service's latency without queueing) and to the
-same objects through ``Segmenter.segment`` in this process, one at a time, for the
-same time (run before the server starts, so they do not share the CPU); errors; the
-server's resident memory after warm-up, at the end and at its highest. Asserted:
-no good request fails, every bad one gets its 4xx, the server still answers
-``/healthz``, and its memory grows by less than ``MAX_RSS_GROWTH_MB``.
-``$FAIRS_SERVE_LOAD_JSON`` names a file to write the figures to.
+- ``one_client_new_object`` / ``one_client_click``: one client, one request at a time,
+  for a third of ``$FAIRS_SERVE_LOAD_SECONDS`` each: a new object every request (4
+  extreme points never seen before, a positive and a negative click: the whole model)
+  and corrective clicks on one object (new negative clicks inside its box: on the
+  two-part model, the decoder alone on the kept embedding);
+- ``load``: ``$FAIRS_SERVE_LOAD_CLIENTS`` (default 8) clients for
+  ``$FAIRS_SERVE_LOAD_SECONDS`` (default 5; the README's figures: 30), each in its own
+  thread with its own connection, sending new objects back to back (the worst case:
+  the encoder on every request), mask PNG included as the page asks, while one more
+  client cycles through bad requests (malformed JSON, non-image bytes, points outside
+  the image, an unknown image id, a missing field, a body over the upload limit);
+- ``direct_segment`` / ``direct_click``: the same work in this process, one call at a
+  time, before the server starts (so that they do not share the CPU):
+  ``Segmenter.segment`` on new objects, and ``Segmenter.predict`` with the object's
+  embedding for the clicks.
+
+Each as requests/s and p50 / p99 latency. Also errors and the server's resident memory
+after warm-up (which fills the caches), at the end and at its highest. Asserted: no
+good request fails, every bad one gets its 4xx, the server still answers ``/healthz``,
+and its memory grows by less than ``MAX_RSS_GROWTH_MB``. ``$FAIRS_SERVE_LOAD_JSON``
+names a file to write the figures to.
 """
 
 from __future__ import annotations
@@ -45,6 +54,9 @@ WARMUP_SECONDS = 2.0
 MAX_RSS_GROWTH_MB = 64
 #: The server's upload limit in this run, MiB (small, so that the over-limit request is cheap).
 UPLOAD_LIMIT_MB = 4
+#: Embeddings the server keeps in this run (filled by the warm-up, so memory is measured full).
+CACHE_EMBEDDINGS = 8
+EXTREME = np.array([(77, 250), (479, 235), (290, 18), (280, 388)], float)
 
 
 def _free_port() -> int:
@@ -60,18 +72,19 @@ def _rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def _objects() -> list[dict]:
-    """16 objects of coffee.png: the cup's extreme points moved a little, a positive and a negative click."""
-    rng = np.random.default_rng(0)
-    base = np.array([(77, 250), (479, 235), (290, 18), (280, 388)], float)
-    return [
-        {
-            "extreme_points": (base + rng.uniform(-6, 6, base.shape)).round(1).tolist(),
-            "positive_clicks": [[float(rng.uniform(250, 330)), float(rng.uniform(100, 160))]],
-            "negative_clicks": [[float(rng.uniform(95, 130)), float(rng.uniform(100, 140))]],
-        }
-        for _ in range(16)
-    ]
+def _new_object(rng: np.random.Generator) -> dict:
+    """The cup's extreme points moved by up to 8 px (a crop box not seen before), a positive and a negative click."""
+    return {
+        "extreme_points": (EXTREME + rng.uniform(-8, 8, EXTREME.shape)).round(2).tolist(),
+        "positive_clicks": [[float(rng.uniform(250, 330)), float(rng.uniform(100, 160))]],
+        "negative_clicks": [[float(rng.uniform(95, 130)), float(rng.uniform(100, 140))]],
+    }
+
+
+def _click(rng: np.random.Generator) -> dict:
+    """One more negative click on the cup's own extreme points (the crop box stays)."""
+    return {"extreme_points": EXTREME.tolist(),
+            "negative_clicks": [[float(rng.uniform(90, 140)), float(rng.uniform(60, 160))]]}
 
 
 def _summary(latencies: list[float], seconds: float) -> dict:
@@ -84,26 +97,36 @@ def _summary(latencies: list[float], seconds: float) -> dict:
     }
 
 
+def _timed(call, make, seconds: float) -> dict:
+    """Run ``call(make(rng))`` back to back for ``seconds`` (after 2 untimed calls); the summary."""
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        call(make(rng))
+    latencies, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        arg = make(rng)
+        t = time.perf_counter()
+        call(arg)
+        latencies.append(time.perf_counter() - t)
+    return _summary(latencies, time.perf_counter() - start)
+
+
 @pytest.fixture(scope="module")
 def direct() -> dict:
-    """``Segmenter.segment`` on the same objects, one at a time, for SECONDS."""
+    """The same work through the Segmenter in this process, one call at a time."""
     import cv2
 
     from fairs_sdk import Segmenter
 
     seg = Segmenter()
     rgb = cv2.cvtColor(cv2.imread(str(COFFEE)), cv2.COLOR_BGR2RGB)
-    objects = _objects()
-    for obj in objects[:2]:
-        seg.segment(rgb, **obj)
-    latencies, start, k = [], time.perf_counter(), 0
-    while time.perf_counter() - start < SECONDS:
-        t = time.perf_counter()
-        seg.segment(rgb, **objects[k % len(objects)])
-        latencies.append(time.perf_counter() - t)
-        k += 1
+    out = {"direct_segment": _timed(lambda obj: seg.segment(rgb, **obj), _new_object, SECONDS)}
+    if seg.two_part:
+        embedding = seg.embed(seg.prepare(rgb, EXTREME))
+        out["direct_click"] = _timed(
+            lambda obj: seg.predict([seg.prepare(rgb, **obj)], embedding=embedding), _click, SECONDS / 3)
     del seg
-    return _summary(latencies, time.perf_counter() - start)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +135,8 @@ def server(direct):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "fairs_sdk.cli", "serve", "--port", str(port), "--no-access-log",
-         "--log-level", "warning", "--max-upload-mb", str(UPLOAD_LIMIT_MB)],
+         "--log-level", "warning", "--max-upload-mb", str(UPLOAD_LIMIT_MB),
+         "--cache-embeddings", str(CACHE_EMBEDDINGS)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -149,40 +173,32 @@ def _bad_requests(image_id: str) -> list[tuple[str, dict, int]]:
     ]
 
 
-def _one_client(url: str, image_id: str, objects: list[dict], seconds: float) -> dict:
-    """One client, one request at a time: the service's own latency, without queueing."""
-    latencies = []
-    with httpx.Client(base_url=url, timeout=60) as c:
-        for obj in objects[:2]:
-            c.post("/v1/segment", json={"image_id": image_id, "mask_png": True, **obj})
-        start, k = time.perf_counter(), 0
-        while time.perf_counter() - start < seconds:
-            t = time.perf_counter()
-            r = c.post("/v1/segment", json={"image_id": image_id, "mask_png": True, **objects[k % len(objects)]})
-            assert r.status_code == 200, r.text
-            latencies.append(time.perf_counter() - t)
-            k += 1
-    return _summary(latencies, time.perf_counter() - start)
-
-
 def test_serve_under_load_and_bad_input(server, direct):
     url, pid = server
     with httpx.Client(base_url=url, timeout=60) as c:
         image_id = c.post("/v1/images", content=COFFEE.read_bytes()).json()["image_id"]
-    objects = _objects()
-    one_client = _one_client(url, image_id, objects, SECONDS / 3)
-    stop = threading.Event()
-    measuring = threading.Event()
+
+        def post(obj: dict) -> None:
+            r = c.post("/v1/segment", json={"image_id": image_id, "mask_png": True, **obj})
+            assert r.status_code == 200, r.text
+
+        rng = np.random.default_rng(2)
+        for _ in range(CACHE_EMBEDDINGS + 2):  # warm-up: fill the embedding cache
+            post(_new_object(rng))
+        one_new = _timed(post, _new_object, SECONDS / 3)
+        one_click = _timed(post, _click, SECONDS / 3)
+
+    stop, measuring = threading.Event(), threading.Event()
     latencies: list[float] = []
     errors: list[str] = []
     bad_results: list[str] = []
     bad_count = [0]
 
     def good_client(index: int) -> None:
+        rng = np.random.default_rng(100 + index)
         with httpx.Client(base_url=url, timeout=60) as c:
-            k = index
             while not stop.is_set():
-                body = {"image_id": image_id, "mask_png": True, **objects[k % len(objects)]}
+                body = {"image_id": image_id, "mask_png": True, **_new_object(rng)}
                 t = time.perf_counter()
                 try:
                     r = c.post("/v1/segment", json=body)
@@ -194,7 +210,6 @@ def test_serve_under_load_and_bad_input(server, direct):
                     ok = False
                 if ok and measuring.is_set():
                     latencies.append(time.perf_counter() - t)
-                k += CLIENTS
 
     def bad_client() -> None:
         cases = _bad_requests(image_id)
@@ -234,13 +249,16 @@ def test_serve_under_load_and_bad_input(server, direct):
     report = {
         "seconds": round(elapsed, 1),
         "clients": CLIENTS,
-        "server": _summary(latencies, elapsed),
-        "server_one_client": one_client,
-        "direct_segment": direct,
+        "load": _summary(latencies, elapsed),
+        "one_client_new_object": one_new,
+        "one_client_click": one_click,
+        **direct,
         "errors": len(errors),
         "bad_requests": bad_count[0],
         "bad_requests_wrong_answer": len(bad_results),
         "server_rss_mb": {"after_warmup": round(rss_start, 1), "end": round(rss_end, 1), "max": round(rss_max, 1)},
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "cpus": os.cpu_count(),
     }
     print("\nfairs serve load test:", json.dumps(report, indent=1))
     if os.environ.get("FAIRS_SERVE_LOAD_JSON"):
