@@ -7,6 +7,9 @@ Modules, one job each:
 - :mod:`~fairs_sdk.serve.errors`: errors that become 4xx / 503 JSON responses.
 - :mod:`~fairs_sdk.serve.images`: uploaded bytes -> (H, W, 3) uint8 RGB, and the
   bounded LRU store of uploaded images.
+- :mod:`~fairs_sdk.serve.service`: the Segmenter with the uploads and the image
+  encoder's outputs kept for later clicks (a click that keeps the crop runs only the
+  decoder of a two-part model).
 - :mod:`~fairs_sdk.serve.payload`: a :class:`~fairs_sdk.Result` as JSON (box, COCO
   RLE, polygons, optional mask PNG).
 - :mod:`~fairs_sdk.serve.cvat`: CVAT's interactor contract, shared by ``POST /v1/cvat``
