@@ -414,7 +414,9 @@ class Segmenter:
             raise InputError(f"embedding must be an ImageEmbedding from embed() or one per object, "
                              f"got {type(embedding).__name__}")
         if len(embeddings) != len(prepared):
-            raise InputError(f"got {len(embeddings)} embeddings for {len(prepared)} objects: give one, or one per object")
+            raise InputError(
+                f"got {len(embeddings)} embeddings for {len(prepared)} objects: give one, or one per object"
+            )
         if not self.two_part:
             raise InputError(f"{self.model_path} has no decoder: embeddings need a two-part model")
         for i, (p, e) in enumerate(zip(prepared, embeddings)):

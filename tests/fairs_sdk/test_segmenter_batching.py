@@ -130,7 +130,9 @@ def test_bad_batch_size_is_refused(red_segmenter, batch_size):
         red_segmenter.iter_segment_many(scene(), objects(2), batch_size=batch_size)
 
 
-@pytest.mark.parametrize("objs", [{"extreme_points": [(1, 1), (5, 5)]}, "objects", 3, None], ids=["dict", "str", "int", "none"])
+@pytest.mark.parametrize(
+    "objs", [{"extreme_points": [(1, 1), (5, 5)]}, "objects", 3, None], ids=["dict", "str", "int", "none"]
+)
 def test_objects_that_are_not_a_sequence_of_mappings_are_refused(red_segmenter, objs):
     with pytest.raises(InputError, match="objects"):
         red_segmenter.segment_many(scene(), objs)

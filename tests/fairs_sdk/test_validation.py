@@ -44,7 +44,8 @@ def image() -> np.ndarray:
         np.array([[100, 90], [199, 90]], dtype=object),
         b"1234",
     ],
-    ids=["str-x", "all-str", "str-array", "bool-x", "numpy-bool", "bool-array", "complex", "none", "object-array", "bytes"],
+    ids=["str-x", "all-str", "str-array", "bool-x", "numpy-bool", "bool-array", "complex", "none", "object-array",
+         "bytes"],
 )
 def test_coordinates_that_are_not_real_numbers_are_refused(points):
     with pytest.raises(InputError, match="extreme_points"):
