@@ -147,3 +147,19 @@ def test_function_yaml_declares_the_interactor(serve_segmenter):
     assert body_limit == Limits().max_upload_bytes, "the function's body limit is not the service's"
     source = (DEPLOY / "main.py").read_text()
     assert "def handler(context, event)" in source and "def init_context(context)" in source
+
+
+def test_nuclio_handler_imports_without_a_web_framework():
+    """The nuclio image installs the runtime and Pillow only: main.py must not need FastAPI or uvicorn."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.util\n"
+        "for name in ('fastapi', 'starlette', 'uvicorn', 'pydantic', 'anyio'):\n"
+        "    sys.modules[name] = None\n"
+        f"spec = importlib.util.spec_from_file_location('main', {str(DEPLOY / 'main.py')!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"deploy/cvat/main.py needs a web framework:\n{done.stderr[-2000:]}"
