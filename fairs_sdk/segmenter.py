@@ -620,7 +620,11 @@ class Segmenter:
     def session(
         self, image: np.ndarray, extreme_points: Points, threshold: float | None = None
     ) -> InteractiveSession:
-        """An :class:`~fairs_sdk.session.InteractiveSession` on ``image``: add and undo clicks."""
+        """An :class:`~fairs_sdk.session.InteractiveSession` on ``image``: add and undo clicks.
+
+        The session works on its own copy of ``image``; its memory does not grow with the
+        number of clicks (see :mod:`fairs_sdk.session`). Arguments as in :meth:`segment`.
+        """
         return InteractiveSession(self, image, extreme_points, threshold=threshold)
 
 

@@ -128,7 +128,10 @@ class InteractiveSession:
 
     @property
     def embedding(self) -> "ImageEmbedding | None":
-        """The image encoder's output for the current crop box; None unless the model is two-part."""
+        """The image encoder's output for the current crop box; None unless the model is two-part.
+
+        Kept for the last :data:`EMBEDDING_CACHE` boxes; computed again when it was dropped.
+        """
         if not self._segmenter.two_part:
             return None
         return self._embedding(self._encode(self._clicks))
