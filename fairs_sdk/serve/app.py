@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import fairs_sdk
 from fairs_sdk.serve import cvat
-from fairs_sdk.serve.errors import BadRequest, Busy, PayloadTooLarge, ServeError
+from fairs_sdk.serve.errors import BadRequest, Busy, PayloadTooLarge, ServeError, Unprocessable
 from fairs_sdk.serve.images import decode_base64
 from fairs_sdk.serve.limits import Limits
 from fairs_sdk.serve.payload import result_payload
@@ -211,28 +211,30 @@ def create_app(segmenter: "fairs_sdk.Segmenter", limits: Limits | None = None) -
         h, w = stored.rgb.shape[:2]
         return {"image_id": stored.image_id, "width": w, "height": h}
 
-    def run_segment(req: SegmentRequest) -> dict[str, Any]:
+    def run_segment(body: bytes) -> dict[str, Any]:
+        try:
+            req = SegmentRequest.model_validate(_parse_json(body))
+        except ValidationError as err:
+            raise Unprocessable(_validation_message(err)) from None
         if (req.image is None) == (req.image_id is None):
             raise BadRequest("give exactly one of 'image_id' (from POST /v1/images) and 'image' (base64)")
         stored = images.get(req.image_id) if req.image is None else images.add(decode_base64(req.image))
         result = service.segment(stored, req.extreme_points, req.positive_clicks, req.negative_clicks, req.threshold)
         return {"image_id": stored.image_id, **result_payload(result, with_png=req.mask_png)}
 
+    def run_cvat(body: bytes) -> dict[str, Any]:
+        return cvat.handle(_parse_json(body), service)
+
+    # Parsing (up to max_upload_bytes of JSON and base64) runs in the worker threads too, off the event loop.
     @app.post("/v1/segment", openapi_extra={"requestBody": {
         "required": True, "content": {"application/json": {"schema": SegmentRequest.model_json_schema()}}}})
     async def segment(request: Request) -> dict[str, Any]:
         """Segment one object from its extreme points and clicks."""
-        data = _parse_json(await _read_body(request, limits.max_upload_bytes))
-        try:
-            req = SegmentRequest.model_validate(data)
-        except ValidationError as err:
-            return JSONResponse({"error": _validation_message(err)}, status_code=422)
-        return await gate.run(run_segment, req)
+        return await gate.run(run_segment, await _read_body(request, limits.max_upload_bytes))
 
     @app.post("/v1/cvat")
     async def cvat_interactor(request: Request) -> dict[str, Any]:
         """CVAT's interactor call: ``image``, ``pos_points`` (4 extreme points first), ``neg_points``."""
-        data = _parse_json(await _read_body(request, limits.max_upload_bytes))
-        return await gate.run(cvat.handle, data, service)
+        return await gate.run(run_cvat, await _read_body(request, limits.max_upload_bytes))
 
     return app

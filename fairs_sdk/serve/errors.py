@@ -7,7 +7,7 @@ nuclio handler does the same through ``context.Response``. The runtime's own
 
 from __future__ import annotations
 
-__all__ = ["ServeError", "BadRequest", "NotFound", "PayloadTooLarge", "UnsupportedImage", "Busy"]
+__all__ = ["ServeError", "BadRequest", "NotFound", "PayloadTooLarge", "UnsupportedImage", "Unprocessable", "Busy"]
 
 
 class ServeError(Exception):
@@ -42,6 +42,12 @@ class UnsupportedImage(ServeError):
     """Bytes in an image format the service does not decode (415)."""
 
     status = 415
+
+
+class Unprocessable(ServeError):
+    """Well-formed JSON whose fields are missing, unknown or of the wrong type or range (422)."""
+
+    status = 422
 
 
 class Busy(ServeError):
