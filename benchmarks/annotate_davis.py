@@ -100,6 +100,7 @@ def run_engine(engine: str, coco: Path, images: Path, output: Path, workers: int
         "objects_per_s": round(summary.objects_per_s, 3),
         # objects after the first image over the time after it: without start-up
         "steady_objects_per_s": round((summary.computed_objects - 1) / steady, 3) if steady else None,
+        "load_average_1min_after": round(os.getloadavg()[0], 2),  # other jobs on a shared machine skew the figures
     }
 
 
@@ -147,11 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         results["evaluate"]["objects_differing"] = int((diffs > 0).sum())
         results["evaluate"]["max_iou_difference"] = float(diffs.max())
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    print("| engine | workers x threads | objects | wall s | first image s | objects/s | objects/s after the first image |")
-    print("|---|---|---|---|---|---|---|")
+    print("| engine | workers x threads | objects | wall s | first image s | objects/s | objects/s after the first image "
+          "| load average after |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in runs:
         print(f"| {r['engine']} | {r['workers']} x {r['threads']} | {r['objects']} | {r['seconds']} | "
-              f"{r['first_image_s']} | {r['objects_per_s']} | {r['steady_objects_per_s']} |")
+              f"{r['first_image_s']} | {r['objects_per_s']} | {r['steady_objects_per_s']} | "
+              f"{r['load_average_1min_after']} |")
     print(f"outputs byte-identical across engines: {identical}")
     print(f"mIoU of the written masks: {miou:.6f}")
     if "evaluate" in results:

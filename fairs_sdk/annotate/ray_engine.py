@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -69,6 +70,7 @@ def run_ray(
     options: SegmenterOptions,
     workers: int | None = None,
     address: str | None = None,
+    images_per_block: int = 4,
 ) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
     """(image id, records) of each task, as they finish, computed by Ray actors.
 
@@ -80,12 +82,17 @@ def run_ray(
             here gets this machine's CPUs), at least 1.
         address: a running cluster's address; ``None`` uses the Ray of this process or
             starts a local one.
+        images_per_block: images per Ray Data block. An actor's results reach the driver
+            (journal, progress) a block at a time, so a kill loses at most the blocks in
+            flight; larger blocks mean fewer Ray objects for very large files.
     """
     ray = import_ray()
     threads = options.threads or 1
     options = dataclasses.replace(options, threads=threads)
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if images_per_block < 1:
+        raise ValueError(f"images_per_block must be >= 1, got {images_per_block}")
     started = False
     if not ray.is_initialized():
         if address is not None:
@@ -102,7 +109,7 @@ def run_ray(
         items = [{"task": json.dumps(t)} for t in tasks]
         if not items:
             return
-        dataset = ray.data.from_items(items, override_num_blocks=min(len(items), 4 * workers))
+        dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / images_per_block))
         results = dataset.map_batches(
             RayAnnotator,
             fn_constructor_kwargs={"options": options.to_dict()},
