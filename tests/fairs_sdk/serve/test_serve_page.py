@@ -198,3 +198,19 @@ def test_page_clicks_give_segmenters_mask(server, browser, serve_segmenter, coff
     reset = _wait(driver, "s.extreme.length === 0", "reset")
     assert reset["result"] is None
     assert np.abs(_canvas_pixels(driver, canvas).astype(int) - coffee).max() == 0, "reset left marks on the canvas"
+
+    # The server drops the photo from its cache (16 newer uploads): the page uploads it again by itself.
+    import httpx
+
+    rng = np.random.default_rng(0)
+    for _ in range(16):
+        other = cv2.imencode(".png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))[1].tobytes()
+        assert httpx.post(server + "/v1/images", content=other).status_code == 200
+    gone = httpx.post(server + "/v1/segment", json={"image_id": reset["imageId"], "extreme_points": COFFEE_POINTS})
+    assert gone.status_code == 404, "the photo should have been dropped from the server's cache"
+    for x, y in COFFEE_POINTS:
+        _click(driver, canvas, x, y)
+    again = _wait(driver, "s.pending === 0 && (s.result || s.error)", "the mask after the re-upload")
+    assert again["result"] is not None, f"no mask after the server dropped the image: {again['error']}"
+    want = serve_segmenter.segment(coffee, again["extreme"])  # the window is wider now: other sub-pixel points
+    assert again["result"]["rle"] == mask_to_rle(want.mask), "the re-uploaded photo gave another mask"
