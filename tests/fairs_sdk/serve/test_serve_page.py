@@ -5,7 +5,8 @@ with the page's file picker, clicks the 4 extreme points and one right-click
 correction on the canvas (shown smaller than the image, so the page must map CSS
 pixels to image pixels), and checks that the page sent those points, that its mask
 is ``Segmenter.segment``'s on the same input, and that the canvas shows it. Then undo,
-reset and the two downloads.
+reset, the two downloads, and clicks after the server dropped the image from its
+cache (the page uploads it again).
 
 Skips, saying why, without Selenium or Debian's ``chromium`` and ``chromedriver``.
 With ``FAIRS_UPDATE_SCREENSHOT=1`` the screenshot is also written to docs/serve/page.png.
