@@ -114,6 +114,9 @@ def annotate_file(
     options = options or SegmenterOptions()
     if not Path(images_dir).is_dir():
         raise FileNotFoundError(f"images folder not found: {images_dir}")
+    if Path(output).resolve() == Path(input_path).resolve():
+        raise ValueError(f"the output {output} is the input file: write the annotated file elsewhere")
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
     data = read_coco(input_path)
     header = {
         "fairs_annotate_journal": 1,

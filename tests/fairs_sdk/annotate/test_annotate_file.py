@@ -65,6 +65,12 @@ def test_unusable_input_file_exits_2(tmp_path, capsys):
     assert status == 2 and "is not valid JSON" in capsys.readouterr().err
 
 
+def test_the_output_may_not_overwrite_the_input(scene, red_model, capsys):
+    coco, images, _ = scene
+    status = main(["annotate", str(coco), "--images", str(images), "-o", str(coco), "--model", str(red_model)])
+    assert status == 2 and "is the input file" in capsys.readouterr().err
+
+
 def _interrupt_after(monkeypatch, images: int) -> list:
     """Make reading the (images + 1)-th image raise KeyboardInterrupt; returns the list of paths read."""
     read = image_task.read_image
