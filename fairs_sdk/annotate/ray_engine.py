@@ -96,7 +96,7 @@ def run_ray(
     started = False
     if not ray.is_initialized():
         if address is not None:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             cpus = (workers or max(1, (os.cpu_count() or 1) // threads)) * threads
             ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
@@ -109,7 +109,8 @@ def run_ray(
         items = [{"task": json.dumps(t)} for t in tasks]
         if not items:
             return
-        dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / images_per_block))
+        blocks = max(math.ceil(len(items) / images_per_block), min(len(items), workers))  # every actor gets work
+        dataset = ray.data.from_items(items, override_num_blocks=blocks)
         results = dataset.map_batches(
             RayAnnotator,
             fn_constructor_kwargs={"options": options.to_dict()},
