@@ -1,7 +1,7 @@
 """``fairs-export``: checkpoint -> ONNX -> fp16 / int8 ONNX -> TensorRT engine, and precision reports.
 
     fairs-export onnx CHECKPOINT -o model.onnx [--data DIR]        # export + checker + parity
-    fairs-export bundle REFINE_CHECKPOINT -o DIR --stem default    # two-part model: 3 files, parity
+    fairs-export bundle REFINE_CHECKPOINT -o DIR --stem default [--flip-average]   # two-part model: 3 files, parity
     fairs-export quantize model.onnx --precision fp16 -o model_fp16.onnx
     fairs-export quantize model.onnx --precision int8 --data DIR -o model_int8.onnx
     fairs-export trt model.onnx --precision fp16 --cache-dir engines/ [--max-batch 8]
@@ -71,7 +71,8 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
 
     _output_folder(args.output)
     model, summary = load_refine_checkpoint(args.checkpoint, args.u2netp)
-    bundle = export_bundle(model, args.output, args.stem, opset=args.opset, atol=args.atol, extra=summary)
+    bundle = export_bundle(model, args.output, args.stem, opset=args.opset, atol=args.atol, extra=summary,
+                           flip_average=args.flip_average)
     for path, name in ((bundle.combined, "combined"), (bundle.image_encoder, "image_encoder"), (bundle.decoder, "decoder")):
         print(f"wrote {path} (parity {bundle.parity[name]:.2e})")
     return 0
@@ -174,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--u2netp", type=Path, default=None, help="U2-Netp weights (default: the checkpoint config's)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--atol", type=float, default=1e-4, help="max difference to PyTorch allowed")
+    p.add_argument("--flip-average", action="store_true",
+                   help="average each prediction with the mirrored crop's (the default model's setting; "
+                        "about 2x encoder and decoder time)")
     p.set_defaults(run=_cmd_bundle)
 
     p = sub.add_parser("quantize", help="fp32 ONNX -> fp16 or int8 ONNX (attention in fp32)")

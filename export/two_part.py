@@ -64,32 +64,69 @@ ENCODER_OUTPUTS = PART_OUTPUTS[IMAGE_ENCODER]
 DECODER_INPUTS = PART_INPUTS[DECODER]
 
 
+def _mirror(x: torch.Tensor) -> torch.Tensor:
+    """Left-right mirror of (N, C, H, W) planes."""
+    return torch.flip(x, dims=(3,))
+
+
+def _stack_halves(x: torch.Tensor) -> torch.Tensor:
+    """(2N, K, ...) with the mirrored half second -> (N, 2K, ...): each object's planes, then its mirror's."""
+    return x.reshape(2, -1, *x.shape[1:]).transpose(0, 1).reshape(-1, 2 * x.shape[1], *x.shape[2:])
+
+
+def _split_halves(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_stack_halves`: (N, 2K, ...) -> (2N, K, ...)."""
+    k = x.shape[1] // 2
+    return x.reshape(-1, 2, k, *x.shape[2:]).transpose(0, 1).reshape(-1, k, *x.shape[2:])
+
+
 class _EncoderGraph(nn.Module):
-    def __init__(self, encoder: ImageEncoder) -> None:
+    """rgb -> (features, saliency). With ``flip_average`` the mirrored crop is encoded in the
+    same run and its planes follow the crop's on the channel axis: (N, 2F, ...), (N, 2, S, S)."""
+
+    def __init__(self, encoder: ImageEncoder, flip_average: bool = False) -> None:
         super().__init__()
         self.encoder = encoder.eval()
+        self.flip_average = flip_average
 
     def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.encoder(rgb)
-        return out.features, out.saliency
+        if not self.flip_average:
+            out = self.encoder(rgb)
+            return out.features, out.saliency
+        out = self.encoder(torch.cat([rgb, _mirror(rgb)], 0))
+        return _stack_halves(out.features), _stack_halves(out.saliency)
 
 
 class _DecoderGraph(nn.Module):
-    def __init__(self, decoder: RefineDecoder) -> None:
+    """(features, saliency, guidance) -> probabilities. With ``flip_average`` the decoder also
+    runs on the mirror (the encoder's mirrored planes, mirrored guidance) and the two
+    probability maps, the mirror's mirrored back, are averaged."""
+
+    def __init__(self, decoder: RefineDecoder, flip_average: bool = False) -> None:
         super().__init__()
         self.decoder = decoder.eval()
+        self.flip_average = flip_average
 
     def forward(self, features: torch.Tensor, saliency: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(features, saliency, guidance))
+        if not self.flip_average:
+            return torch.sigmoid(self.decoder(features, saliency, guidance))
+        both = torch.sigmoid(self.decoder(
+            _split_halves(features), _split_halves(saliency), torch.cat([guidance, _mirror(guidance)], 0)))
+        both = both.reshape(2, -1, *both.shape[1:])
+        return 0.5 * (both[0] + _mirror(both[1]))
 
 
 class _CombinedGraph(nn.Module):
-    def __init__(self, model: FairsU2) -> None:
+    """The encoder graph then the decoder graph: one FAIRS model (input ``input``)."""
+
+    def __init__(self, model: FairsU2, flip_average: bool = False) -> None:
         super().__init__()
-        self.model = model.eval()
+        self.encoder = _EncoderGraph(model.encoder, flip_average)
+        self.decoder = _DecoderGraph(model.decoder, flip_average)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model(x))
+        features, saliency = self.encoder(x[:, :3])
+        return self.decoder(features, saliency, x[:, 3:])
 
 
 def build_fairs_u2(u2netp_weights: str | Path, decoder_state: dict[str, Any], spec: InputSpec, **decoder_options: Any) -> FairsU2:
@@ -176,9 +213,9 @@ def export_image_encoder(u2netp_weights: str | Path, spec: InputSpec, path: str 
 
 
 def _export_encoder(encoder: ImageEncoder, spec: InputSpec, path: str | Path, opset: int, atol: float,
-                    extra: dict[str, Any] | None) -> tuple[Path, float]:
+                    extra: dict[str, Any] | None, flip_average: bool = False) -> tuple[Path, float]:
     """``encoder`` as the image-encoder part: (path, parity relative to each output's scale)."""
-    graph = _EncoderGraph(encoder)
+    graph = _EncoderGraph(encoder, flip_average)
     s = spec.input_size
     model = _export(graph, (torch.zeros(1, 3, s, s),), ENCODER_INPUTS, ENCODER_OUTPUTS, opset)
     path = _save(model, _meta(spec, IMAGE_ENCODER, extra), path)
@@ -195,29 +232,33 @@ def _export_encoder(encoder: ImageEncoder, spec: InputSpec, path: str | Path, op
 
 
 def export_decoder(decoder: RefineDecoder, spec: InputSpec, path: str | Path, opset: int = DEFAULT_OPSET,
-                   atol: float = PARITY_ATOL, extra: dict[str, Any] | None = None) -> tuple[Path, float]:
-    """The decoder alone as an ONNX file: (path, parity difference)."""
+                   atol: float = PARITY_ATOL, extra: dict[str, Any] | None = None,
+                   flip_average: bool = False) -> tuple[Path, float]:
+    """The decoder alone as an ONNX file: (path, parity difference). With ``flip_average`` it takes
+    the flip-averaged encoder's planes (2F features, 2 saliency planes) and averages both runs."""
     s, g = spec.input_size, spec.channel_count - 3
-    graph = _DecoderGraph(decoder)
-    dummies = (torch.zeros(1, FEATURE_CHANNELS, s // 4, s // 4), torch.zeros(1, 1, s, s), torch.zeros(1, g, s, s))
+    views = 2 if flip_average else 1
+    graph = _DecoderGraph(decoder, flip_average)
+    dummies = (torch.zeros(1, views * FEATURE_CHANNELS, s // 4, s // 4), torch.zeros(1, views, s, s),
+               torch.zeros(1, g, s, s))
     model = _export(graph, dummies, DECODER_INPUTS, (OUTPUT_NAME,), opset)
     meta = _meta(spec, DECODER, {"attention_scopes": attention_scopes(graph), **(extra or {})})
     path = _save(model, meta, path)
     rng = np.random.default_rng(1)
     feeds = {
-        "features": rng.random((2, FEATURE_CHANNELS, s // 4, s // 4), dtype=np.float32) * 4,
-        "saliency": rng.normal(0, 4, (2, 1, s, s)).astype(np.float32),
+        "features": rng.random((2, views * FEATURE_CHANNELS, s // 4, s // 4), dtype=np.float32) * 4,
+        "saliency": rng.normal(0, 4, (2, views, s, s)).astype(np.float32),
         "guidance": rng.random((2, g, s, s), dtype=np.float32),
     }
     return path, _parity(path, graph, feeds, atol)
 
 
 def export_combined(model: FairsU2, path: str | Path, opset: int = DEFAULT_OPSET, atol: float = PARITY_ATOL,
-                    extra: dict[str, Any] | None = None) -> tuple[Path, float]:
+                    extra: dict[str, Any] | None = None, flip_average: bool = False) -> tuple[Path, float]:
     """Encoder and decoder in one FAIRS model file (input ``input``, output ``probabilities``): (path, parity)."""
     spec = model.spec
     s, c = spec.input_size, spec.channel_count
-    graph = _CombinedGraph(model)
+    graph = _CombinedGraph(model, flip_average)
     onnx_model = _export(graph, (torch.zeros(1, c, s, s),), (INPUT_NAME,), (OUTPUT_NAME,), opset)
     meta = _meta(spec, "combined", {"attention_scopes": attention_scopes(graph), **(extra or {})})
     path = _save(onnx_model, meta, path)
@@ -243,7 +284,7 @@ class Bundle:
 
 
 def export_bundle(model: FairsU2, folder: str | Path, stem: str, opset: int = DEFAULT_OPSET,
-                  atol: float = PARITY_ATOL, extra: dict[str, Any] | None = None) -> Bundle:
+                  atol: float = PARITY_ATOL, extra: dict[str, Any] | None = None, flip_average: bool = False) -> Bundle:
     """Write ``model`` as a two-part bundle in ``folder``: ``<stem>.onnx`` and its two parts beside it.
 
     The parts are written first; the combined file's metadata then names them
@@ -252,6 +293,11 @@ def export_bundle(model: FairsU2, folder: str | Path, stem: str, opset: int = DE
     (``extra["part_sha256"]``), which the runtime checks when it loads them. ``extra``
     goes into all three files' metadata. Each file is checked against PyTorch
     (:class:`~.onnx_export.ParityError` above ``atol``).
+
+    ``flip_average``: every file also runs the model on the left-right mirror of the crop
+    (points and clicks mirrored with it) and averages the two probability maps, the
+    mirror's mirrored back (test-time flip averaging; the encoder's outputs carry both
+    views, so a click still runs only the decoder). Recorded as ``extra["flip_average"]``.
     """
     if not stem or Path(stem).name != stem:
         raise ValueError(f"stem must be a file name without folders, got {stem!r}")
@@ -259,11 +305,14 @@ def export_bundle(model: FairsU2, folder: str | Path, stem: str, opset: int = DE
     model = model.eval()
     spec = model.spec
     names = {IMAGE_ENCODER: f"{stem}.encoder.onnx", DECODER: f"{stem}.decoder.onnx"}
-    encoder, encoder_parity = _export_encoder(model.encoder, spec, folder / names[IMAGE_ENCODER], opset, atol, extra)
-    decoder, decoder_parity = export_decoder(model.decoder, spec, folder / names[DECODER], opset, atol, extra)
+    extra = {**(extra or {}), "flip_average": bool(flip_average)}
+    encoder, encoder_parity = _export_encoder(
+        model.encoder, spec, folder / names[IMAGE_ENCODER], opset, atol, extra, flip_average)
+    decoder, decoder_parity = export_decoder(
+        model.decoder, spec, folder / names[DECODER], opset, atol, extra, flip_average)
     digests = {IMAGE_ENCODER: file_sha256(encoder), DECODER: file_sha256(decoder)}
     combined, combined_parity = export_combined(
-        model, folder / f"{stem}.onnx", opset, atol, {**(extra or {}), "parts": names, "part_sha256": digests}
+        model, folder / f"{stem}.onnx", opset, atol, {**extra, "parts": names, "part_sha256": digests}, flip_average
     )
     parity = {"combined": combined_parity, IMAGE_ENCODER: encoder_parity, DECODER: decoder_parity}
     return Bundle(combined=combined, image_encoder=encoder, decoder=decoder, parity=parity)

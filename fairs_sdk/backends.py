@@ -230,16 +230,16 @@ def _shape(dims) -> Shape:
 def part_shapes(part: str, spec: InputSpec) -> dict[str, Shape]:
     """The dimensions the metadata fixes for each input and output of ``part`` (None: the graph's own).
 
-    ``rgb`` (N, 3, S, S), ``saliency`` and ``probabilities`` (N, 1, S, S), ``guidance``
-    (N, G, S, S) with G the guidance planes of ``spec.input_channels`` (C - 3), ``features``
-    (N, F, S/4, S/4) with F the graph's.
+    ``rgb`` (N, 3, S, S), ``probabilities`` (N, 1, S, S), ``guidance`` (N, G, S, S) with
+    G the guidance planes of ``spec.input_channels`` (C - 3), ``features`` (N, F, S/4, S/4)
+    and ``saliency`` (N, K, S, S) with F and K the graph's.
     """
     s = spec.input_size
     guidance = spec.channel_count - CHANNEL_WIDTHS["rgb"]
     known: dict[str, Shape] = {
         "rgb": (None, CHANNEL_WIDTHS["rgb"], s, s),
         "features": (None, None, s // 4, s // 4),
-        "saliency": (None, 1, s, s),
+        "saliency": (None, None, s, s),
         "guidance": (None, guidance, s, s),
         OUTPUT_NAME: (None, 1, s, s),
     }

@@ -19,7 +19,8 @@ and beside it its two parts, whose metadata ``extra["part"]`` names them:
 
 - the image encoder (``image_encoder``), run once per crop on its RGB planes: input
   ``rgb`` (N, 3, S, S) raw 0..255, outputs ``features`` (N, F, S/4, S/4) and
-  ``saliency`` (N, 1, S, S) (F is the graph's, 128 for U2-Netp);
+  ``saliency`` (N, K, S, S) (F and K are the graph's: 128 and 1 for U2-Netp, twice
+  that for a flip-averaged model, whose encoder also encodes the mirrored crop);
 - the decoder (``decoder``), run once per click: inputs ``features``, ``saliency``
   and ``guidance`` (N, G, S, S), the C - 3 guidance planes of ``input_channels`` in
   order, output ``probabilities`` (N, 1, S, S).

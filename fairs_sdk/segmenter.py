@@ -87,7 +87,7 @@ class ImageEmbedding:
 
     Attributes:
         features: (F, S/4, S/4) float32 feature planes.
-        saliency: (1, S, S) float32 saliency logits.
+        saliency: (K, S, S) float32 saliency logits (K = 1, or 2 for a flip-averaged model).
         box: (x0, y0, x1, y1) crop box in image pixels, half-open (as ``Encoded.box``).
         image_shape: (H, W) of the image.
         rgb: (3, S, S) float32 raw RGB of the crop it was computed from, so that

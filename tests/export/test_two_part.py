@@ -151,3 +151,72 @@ def test_decoder_with_click_similarity_and_branch_exports_with_parity(tmp_path):
         torch.nn.init.normal_(p, 0.0, 0.05)
     path, parity = export_decoder(decoder, SPEC, tmp_path / "decoder.onnx")
     assert parity <= 1e-4, f"click-branch decoder differs from torch by {parity}"
+
+
+# --------------------------------------------------------------------------- flip averaging
+@pytest.fixture(scope="module")
+def flip_bundle(tmp_path_factory, fake_u2netp):
+    from fairs_sdk.export.two_part import export_bundle
+
+    torch.manual_seed(2)  # a decoder with click similarity, so mirrored clicks must meet mirrored features
+    decoder = RefineDecoder(3, width=16, click_planes=(1, 2), click_branch=True)
+    for p in decoder.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.05)
+    model = build_fairs_u2(fake_u2netp[0], decoder.state_dict(), SPEC, width=16, click_similarity=True,
+                           click_branch=True)
+    folder = tmp_path_factory.mktemp("flip")
+    plain = export_bundle(model, folder, "plain")
+    flipped = export_bundle(model, folder, "flip", flip_average=True)
+    return plain, flipped
+
+
+def _input(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    guidance = rng.random((2, 3, 64, 64), dtype=np.float32)
+    guidance[:, 1:] = (guidance[:, 1:] > 0.995).astype(np.float32)  # sparse click planes
+    return np.concatenate([rng.random((2, 3, 64, 64), dtype=np.float32) * 255, guidance], 1)
+
+
+def test_flip_averaged_model_is_the_mean_of_the_crop_and_its_mirror(flip_bundle):
+    from fairs_sdk.export.onnx_export import onnxruntime_session
+
+    plain, flipped = flip_bundle
+    x = _input(5)
+    (averaged,) = onnxruntime_session(flipped.combined).run(None, {"input": x})
+    run = onnxruntime_session(plain.combined)
+    (straight,) = run.run(None, {"input": x})
+    (mirrored,) = run.run(None, {"input": np.ascontiguousarray(x[..., ::-1])})
+    want = 0.5 * (straight + mirrored[..., ::-1])
+    diff = float(np.abs(averaged - want).max())
+    assert diff <= 1e-5, f"flip-averaged output differs from the mean of the two views by {diff:.2e}"
+    assert np.abs(straight - want).max() > 1e-3, "the test model is mirror-symmetric: the test would prove nothing"
+
+
+def test_flip_averaged_parts_together_equal_the_combined_file(flip_bundle):
+    from fairs_sdk.export.onnx_export import onnxruntime_session
+
+    _, flipped = flip_bundle
+    assert all(d <= 1e-4 for d in flipped.parity.values()), flipped.parity
+    assert read_metadata(flipped.combined).extra["flip_average"] is True
+    x = _input(6)
+    (whole,) = onnxruntime_session(flipped.combined).run(None, {"input": x})
+    features, saliency = onnxruntime_session(flipped.image_encoder).run(None, {"rgb": x[:, :3]})
+    assert features.shape[1] == 256 and saliency.shape[1] == 2, (features.shape, saliency.shape)
+    (parts,) = onnxruntime_session(flipped.decoder).run(
+        None, {"features": features, "saliency": saliency, "guidance": x[:, 3:]})
+    assert np.abs(parts - whole).max() <= 1e-5, f"parts differ from the combined graph by {np.abs(parts - whole).max():.2e}"
+
+
+def test_flip_averaged_bundle_session_clicks_equal_segment(flip_bundle):
+    from fairs_sdk import Segmenter
+
+    _, flipped = flip_bundle
+    seg = Segmenter(flipped.combined, warmup=False)
+    assert seg.two_part
+    image = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    points = [(20, 40), (100, 45), (60, 10), (62, 80)]
+    session = seg.session(image, points)
+    clicked = session.add_negative(60, 45)
+    direct = seg.segment(image, points, negative_clicks=[(60, 45)])
+    diff = float(np.abs(clicked.probabilities - direct.probabilities).max())
+    assert diff <= 1e-5, f"session (decoder only) and segment differ by {diff:.2e}"
