@@ -80,7 +80,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         for model in args.model:
             if model.stem in methods:
                 raise ValueError(f"two models named {model.stem!r}: give them distinct file names")
-            methods[model.stem] = RuntimePredictor(model)
+            methods[model.stem] = RuntimePredictor(model, parts=False) if args.whole_model else RuntimePredictor(model)
     spec = next(iter(methods.values())).spec if methods else InputSpec()
     for baseline in args.baseline or []:
         if baseline == "grabcut":
@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--model", type=Path, action="append",
                        help="exported model (ONNX or TensorRT engine), run through fairs_sdk.Segmenter; repeat to "
                        "evaluate several in one run (named by file stem)")
+    evaluate.add_argument("--whole-model", action="store_true",
+                          help="run a bundle's combined file only, not its parts (e.g. an fp16 copy of it)")
     evaluate.add_argument("--baseline", action="append", choices=["grabcut", "u2netp-crop"],
                           help="also evaluate this baseline in the same run: OpenCV GrabCut from the extreme points' box, "
                           "or U2-Netp on the points' crop cut to their box (needs --u2netp-weights)")

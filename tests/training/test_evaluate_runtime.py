@@ -66,3 +66,24 @@ def test_evaluate_cli_runs_a_baseline_alone(tmp_path):
     assert code == 0
     instances = [r["instance"] for r in json.loads((tmp_path / "metrics.json").read_text())["instances"]]
     assert len(instances) == 2, f"--every 100 --max-instances 2 must evaluate 2 instances, got {instances}"
+
+
+def test_evaluate_whole_model_runs_a_bundle_without_its_parts(tmp_path, monkeypatch):
+    if not (DAVIS / "images").is_dir():
+        pytest.skip(f"DAVIS-345 not found at {DAVIS} (../shared/data beside the project)")
+    from fairs_sdk.segmenter import DEFAULT_MODEL
+    from fairs_sdk.training import evaluate as evaluate_module
+    from fairs_sdk.training.cli import main
+
+    built = []
+
+    class Recording(evaluate_module.RuntimePredictor):
+        def __init__(self, model, **options):
+            super().__init__(model, **options)
+            built.append(self.segmenter.two_part)
+
+    monkeypatch.setattr(evaluate_module, "RuntimePredictor", Recording)
+    argv = ["evaluate", "--model", str(DEFAULT_MODEL), "--data", str(DAVIS), "--max-instances", "1", "--max-clicks", "4"]
+    assert main([*argv, "--out", str(tmp_path / "whole"), "--whole-model"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "parts")]) == 0
+    assert built == [False, True], f"two_part of the evaluated Segmenters (--whole-model, then default): {built}"
