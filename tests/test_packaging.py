@@ -41,6 +41,9 @@ DOCUMENTED_INSTALLS: dict[frozenset[str], str | None] = {
     frozenset({"cpu", "train"}): "onnxruntime",  # README smoke run, model reproduction
     frozenset({"train"}): None,  # fairs-train's message and the v1 model card: added to an installed runtime
     frozenset({"cpu", "dev", "train", "serve", "ray"}): "onnxruntime",  # README development = .ci/run
+    frozenset({"cpu", "serve"}): "onnxruntime",  # README "fairs serve"
+    frozenset({"serve"}): None,  # fairs serve's missing-extra message: added to an installed runtime
+    frozenset({"ray"}): None,  # README "fairs annotate": --engine ray, added to an installed runtime
 }
 CI_EXTRAS = frozenset({"cpu", "dev", "train", "serve", "ray"})
 DOCUMENTED_IN = ("README.md", "*/README.md", "docs/**/*.md", ".ci/run")
