@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from fairs_sdk.cli import OneLineParser, bounded_int, error_line, one_line
+from fairs_sdk.cli import OneLineParser, bounded_int, check_not_folder, check_output_folder, error_line, one_line
 from fairs_sdk.extras import exit_on_missing_extra
 
 __all__ = ["main", "build_parser"]
@@ -32,24 +32,12 @@ def _default_data() -> Path | None:
     return candidate if (candidate / "images").is_dir() else None
 
 
-def _output_file(path: Path | None, option: str = "-o") -> None:
-    """ValueError if ``path`` is an existing folder: the command writes one file there."""
-    if path is not None and Path(path).is_dir():
-        raise ValueError(f"{option} {path} is a folder; {option} names the file to write")
-
-
-def _output_folder(path: Path | None, option: str = "-o") -> None:
-    """ValueError if ``path`` exists and is not a folder: the command writes several files into it."""
-    if path is not None and Path(path).exists() and not Path(path).is_dir():
-        raise ValueError(f"{option} {path} is a file; {option} names a folder")
-
-
 def _cmd_onnx(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .onnx_export import check_parity, export_onnx
     from .samples import random_inputs, stack_inputs
 
-    _output_file(args.output)
+    check_not_folder(args.output, "-o", "the file to write")
     checkpoint = load_checkpoint(args.checkpoint)
     output = export_onnx(checkpoint, args.output, opset=args.opset, dynamic_batch=not args.static_batch)
     spec = checkpoint.input_spec
@@ -69,7 +57,7 @@ def _cmd_onnx(args: argparse.Namespace) -> int:
 def _cmd_bundle(args: argparse.Namespace) -> int:
     from .two_part import export_bundle, load_refine_checkpoint
 
-    _output_folder(args.output)
+    check_output_folder(args.output, "-o")
     model, summary = load_refine_checkpoint(args.checkpoint, args.u2netp)
     bundle = export_bundle(model, args.output, args.stem, opset=args.opset, atol=args.atol, extra=summary,
                            flip_average=args.flip_average)
@@ -86,7 +74,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     if meta.precision != "fp32":
         raise ValueError(f"{args.model} is {meta.precision}; quantize starts from the fp32 export")
     output = args.output or Path(args.model).with_name(Path(args.model).stem + f"_{args.precision}.onnx")
-    _output_file(output)
+    check_not_folder(output, "-o", "the file to write")
     if Path(output).resolve() == Path(args.model).resolve():
         raise ValueError(f"-o {output} is the model itself; write the {args.precision} model to another file")
     if args.precision == "fp16":
@@ -110,7 +98,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 def _cmd_trt(args: argparse.Namespace) -> int:
     from fairs_sdk.trt import EngineCache, file_sha256
 
-    _output_folder(args.cache_dir, "--cache-dir")
+    check_output_folder(args.cache_dir, "--cache-dir")
     calibrator = None
     if args.precision == "int8" and not args.qdq:
         from .onnx_export import read_metadata
@@ -138,7 +126,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare_models, format_table
     from .quantize import check_source
 
-    _output_file(args.output)
+    check_not_folder(args.output, "-o", "the file to write")
     for model in args.models:  # a foreign model or non-float32 inputs: one line now, not an ONNX Runtime error mid-run
         check_source(model)
 

@@ -50,6 +50,7 @@ import numpy as np
 from fairs_sdk.imageio import read_image  # the runtime's one image reader (truncated JPEG/PNG refused)
 
 __all__ = ["main", "bench_objects", "click_latency", "OneLineParser", "one_line", "error_line", "bounded_int",
+           "check_output_folder", "check_not_folder",
            "MAX_BENCH_OBJECTS", "MAX_BENCH_REPEAT"]
 
 #: Ranges of ``fairs bench --objects`` and ``--repeat``.
@@ -126,17 +127,24 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _output_folder(path: Path) -> Path:
-    """``path`` if it is a folder or does not exist yet (it is made later); CliError if it is a file."""
-    if path.exists() and not path.is_dir():
-        raise CliError(f"--out {path} is a file; --out names a folder")
-    return path
+def check_output_folder(path: Path | None, option: str) -> None:
+    """ValueError if ``path`` exists and is not a folder (the command writes files into it); None passes.
+
+    Shared by the ``fairs``, ``fairs-train`` and ``fairs-export`` commands.
+    """
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"{option} {path} is a file; {option} names a folder")
+
+
+def check_not_folder(path: Path | None, option: str, names: str = "a file") -> None:
+    """ValueError if ``path`` is an existing folder where the command wants ``names`` (a file); None passes."""
+    if path is not None and Path(path).is_dir():
+        raise ValueError(f"{option} {path} is a folder; {option} names {names}")
 
 
 def read_objects(path: Path) -> list[dict[str, Any]]:
     """The objects of a clicks JSON file (see the module docstring)."""
-    if path.is_dir():
-        raise CliError(f"--json {path} is a folder; --json names a clicks file")
+    check_not_folder(path, "--json", "a clicks file")
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -197,7 +205,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         objects = [{"extreme_points": args.points, "positive_clicks": args.positive, "negative_clicks": args.negative}]
     else:
         raise CliError("no clicks: give --points X,Y X,Y ... or --json FILE")
-    out_dir = _output_folder(args.out)
+    check_output_folder(args.out, "--out")
+    out_dir = args.out
     image = read_image(args.image)
     with background_compile():  # one-shot: the NumPy SFG rather than seconds waiting for Numba's compiler
         seg = Segmenter(args.model, backend=args.backend, providers=args.providers)

@@ -319,9 +319,9 @@ def read_onnx_props(onnx_path: str | Path) -> dict[str, str]:
     try:
         import onnx
     except ImportError:
-        import onnxruntime as ort
+        from fairs_sdk.extras import import_onnxruntime
 
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        session = import_onnxruntime().InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         return dict(session.get_modelmeta().custom_metadata_map)
     model = onnx.load(str(onnx_path), load_external_data=False)
     return {p.key: p.value for p in model.metadata_props}

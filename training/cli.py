@@ -22,23 +22,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from fairs_sdk.cli import OneLineParser, bounded_int, error_line
+from fairs_sdk.cli import OneLineParser, bounded_int, check_not_folder, check_output_folder, error_line
 from fairs_sdk.extras import exit_on_missing_extra
 
 #: Upper end of the count arguments' ranges (a typo guard, not a resource limit).
 _MANY = 10**9
-
-
-def _folder_out(path: Path | None, option: str = "--out") -> None:
-    """ValueError if ``path`` exists and is not a folder (the command writes several files into it)."""
-    if path is not None and path.exists() and not path.is_dir():
-        raise ValueError(f"{option} {path} is a file; {option} names a folder")
-
-
-def _file_out(path: Path | None, option: str = "--out") -> None:
-    """ValueError if ``path`` is an existing folder (the command writes one file there)."""
-    if path is not None and path.is_dir():
-        raise ValueError(f"{option} {path} is a folder; {option} names a file")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -66,7 +54,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.checkpoint is None and args.model is None and not args.baseline:
         raise ValueError("give --checkpoint or --model, or --baseline to evaluate a baseline alone")
-    _folder_out(args.out)
+    check_output_folder(args.out, "--out")
     methods: dict[str, object] = {}
     if args.checkpoint is not None:
         import torch
@@ -107,7 +95,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from .evaluate import comparison_table, read_summaries
 
-    _file_out(args.out)
+    check_not_folder(args.out, "--out")
     table = comparison_table(read_summaries(args.runs))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -37,9 +37,9 @@ class SegmenterOptions:
 
         session_options = None
         if self.threads is not None:
-            import onnxruntime as ort
+            from fairs_sdk.extras import import_onnxruntime
 
-            session_options = ort.SessionOptions()
+            session_options = import_onnxruntime().SessionOptions()
             session_options.intra_op_num_threads = self.threads
         return Segmenter(self.model, backend=self.backend, providers=self.providers, session_options=session_options)
 

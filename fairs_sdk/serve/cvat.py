@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from fairs_sdk.result import mask_to_polygons
 from fairs_sdk.serve.errors import BadRequest
 from fairs_sdk.serve.images import decode_base64
 
@@ -53,11 +54,10 @@ def to_sdk_points(points: object, name: str) -> np.ndarray:
 
 def _outline(mask: np.ndarray) -> list[list[int]]:
     """The largest part's outer boundary as [[x, y], ...] pixel indices; [] for an empty mask."""
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not contours:
+    parts = mask_to_polygons(mask, min_points=1)
+    if not parts:
         return []
-    largest = max(contours, key=lambda c: (cv2.contourArea(c), len(c)))
-    return largest.reshape(-1, 2).tolist()
+    return max(parts, key=lambda c: (cv2.contourArea(c), len(c))).tolist()
 
 
 def handle(body: Any, service: "Service") -> dict[str, Any]:
