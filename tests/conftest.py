@@ -88,3 +88,14 @@ def typed_input_models(tmp_path_factory) -> dict:
         models[name] = folder / f"{name}_input.onnx"
         onnx.save(model, str(models[name]))
     return models
+
+
+@pytest.fixture
+def refused_checkpoint(tmp_path):
+    """A checkpoint whose pickle names a Python class (fractions.Fraction): weights-only loading refuses it."""
+    from fractions import Fraction
+
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "object.pt"
+    torch.save({"version": 1, "model": {}, "config": {}, "extra": Fraction(1, 3)}, path)
+    return path

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from fairs_sdk.config import InputSpec
@@ -52,14 +50,6 @@ def scale_model(path: Path, external: bool = False) -> Path:
                         location=f"{path.stem}.data", size_threshold=0)
     else:
         onnx.save_model(model, str(path))
-    return path
-
-
-@pytest.fixture
-def refused_checkpoint(tmp_path) -> Path:
-    """A checkpoint whose pickle names a Python class (fractions.Fraction): weights-only loading refuses it."""
-    path = tmp_path / "object.pt"
-    torch.save({"version": 1, "model": {}, "config": {}, "extra": Fraction(1, 3)}, path)
     return path
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import pytest
-import torch
 
 from fairs_sdk.training import cli
 
@@ -32,14 +30,6 @@ def malformed_yaml(tmp_path) -> Path:
 def list_yaml(tmp_path) -> Path:
     path = tmp_path / "list.yaml"
     path.write_text("- epochs: 3\n")
-    return path
-
-
-@pytest.fixture
-def refused_checkpoint(tmp_path) -> Path:
-    """A checkpoint whose pickle names a Python class (fractions.Fraction): weights-only loading refuses it."""
-    path = tmp_path / "object.pt"
-    torch.save({"version": 1, "model": {}, "config": {}, "extra": Fraction(1, 3)}, path)
     return path
 
 
