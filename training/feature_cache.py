@@ -5,10 +5,14 @@ logits and the crop's target mask are kept, so every later training step (new no
 extreme points, clicks, iterative rounds) costs only the light decoder. The crop is
 the one the runtime makes from the object's exact extreme points (SPEC 2, through
 :class:`fairs_sdk.encoder.InputEncoder`); points are then simulated on that canvas.
+A three-point cache crops from three of them instead (SPEC 4: one of the closest pair
+dropped, at random), as the runtime does when a user gives three points: the object
+then runs past the crop on the missing side, which a four-point crop never shows.
 
 A cache is a folder of shards ``shard_XXXX.npz``, each with ``features`` (n, 128, S/4,
 S/4) float16, ``saliency`` (n, 1, S, S) float16, ``target`` and ``valid`` (n, S, S) uint8,
-``names`` (n,) str; a pixel cache (no encoder, for end-to-end training) has ``pixels``
+``names`` (n,) str, ``points`` (n, 4, 2) float32 canvas (x, y) of the extreme points the
+crop was made from (NaN rows for a dropped point); a pixel cache (no encoder, for end-to-end training) has ``pixels``
 (n, S, S, 3) uint8 instead of features and saliency. Shards already written are kept,
 so an interrupted build resumes.
 """
@@ -23,12 +27,17 @@ import cv2
 import numpy as np
 
 from fairs_sdk.config import InputSpec
-from fairs_sdk.crop import crop_resize
+from fairs_sdk.crop import crop_box, crop_resize, to_canvas
 from fairs_sdk.encoder import InputEncoder
 
-from .simulate import extreme_points
+from .simulate import drop_to_three_points, extreme_points
 
-__all__ = ["FeatureCache", "build_cache", "encoder_session"]
+__all__ = ["FeatureCache", "build_cache", "encoder_session", "JITTER_NOISE", "JITTER_RELAX"]
+
+#: Jittered crops (``build_cache(crop_jitter=True)``): points moved by up to this many image px
+#: before the box is made, and the relax multiplied by a factor drawn from this range.
+JITTER_NOISE = 8.0
+JITTER_RELAX = (0.5, 2.5)
 
 
 def encoder_session(path: str | Path, threads: int | None = None):
@@ -49,10 +58,19 @@ def build_cache(
     folder: str | Path,
     shard_size: int = 64,
     progress: bool = True,
+    crop_points: int = 4,
+    crop_jitter: bool = False,
 ) -> Path:
     """Encode the crops of ``source[indices]`` with ``encoder`` (an ONNX Runtime session) into ``folder``.
 
-    With ``encoder=None`` the crops' pixels are kept instead (a pixel cache)."""
+    With ``encoder=None`` the crops' pixels are kept instead (a pixel cache). ``crop_points``
+    3 crops each object from three of its extreme points (which one is dropped: seeded by
+    the index, so a resumed build makes the same crops). ``crop_jitter`` makes the box from
+    the points moved by up to :data:`JITTER_NOISE` px and enlarged by a relax drawn from
+    :data:`JITTER_RELAX` times the model's (seeded by the index too): the crops a user's
+    imprecise points make, and more or less context, from the same objects."""
+    if crop_points not in (3, 4):
+        raise ValueError(f"crop_points must be 3 or 4, got {crop_points}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     encode = InputEncoder(spec)
@@ -70,7 +88,7 @@ def build_cache(
                 bar.update(len(shard))
             continue
         keys = ("features", "saliency") if encoder is not None else ("pixels",)
-        rows: dict[str, list] = {k: [] for k in (*keys, "target", "valid", "names")}
+        rows: dict[str, list] = {k: [] for k in (*keys, "target", "valid", "names", "points")}
         for index in shard:
             image, obj, ignore = source.load(index)
             if bar is not None:
@@ -78,7 +96,16 @@ def build_cache(
             if obj.sum() < 16:
                 continue
             points = extreme_points(obj)
-            box = encode.crop_box(points)
+            if crop_points == 3:
+                kept = drop_to_three_points(points, np.random.default_rng([7, int(index)]))
+                points = np.where((points[:, None] == kept[None]).all(-1).any(1)[:, None], points, np.nan)
+            kept = points[~np.isnan(points).any(1)]
+            if crop_jitter:
+                rng = np.random.default_rng([11, int(index)])
+                moved = kept + rng.uniform(-JITTER_NOISE, JITTER_NOISE, size=kept.shape)
+                box = crop_box(moved, int(round(spec.relax * rng.uniform(*JITTER_RELAX))))
+            else:
+                box = encode.crop_box(kept)
             pixels = encode.crop_pixels(image, box)
             if encoder is not None:
                 rgb = pixels.transpose(2, 0, 1)[None].astype(np.float32)
@@ -92,6 +119,7 @@ def build_cache(
             rows["target"].append(target)
             rows["valid"].append(1 - ignored)
             rows["names"].append(source.describe(index))
+            rows["points"].append(to_canvas(points, box, size).astype(np.float32))
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, **{k: np.stack(v) if k != "names" else np.array(v) for k, v in rows.items()})
         tmp.rename(path)
@@ -108,29 +136,54 @@ class FeatureCache:
     valid: np.ndarray
     names: np.ndarray
     sample_weight: np.ndarray
+    points: np.ndarray | None = None
     features: np.ndarray | None = None
     saliency: np.ndarray | None = None
     pixels: np.ndarray | None = None
 
     @classmethod
     def load(cls, folders: Sequence[str | Path], weights: Sequence[float] | None = None) -> "FeatureCache":
-        parts: dict[str, list[np.ndarray]] = {}
-        sample_weight = []
+        """Read every shard into one array per key, filled in place (peak memory: the cache plus one shard)."""
         weights = list(weights) if weights is not None else [1.0] * len(folders)
+        shards: list[Path] = []
+        sample_weight = []
         for folder, weight in zip(folders, weights):
-            shards = sorted(Path(folder).glob("shard_*[0-9].npz"))
-            if not shards:
+            found = sorted(Path(folder).glob("shard_*[0-9].npz"))
+            if not found:
                 raise FileNotFoundError(f"no cache shards in {folder}")
             count = 0
-            for shard in shards:
+            for shard in found:
                 with np.load(shard) as data:
-                    for key in data.files:
-                        parts.setdefault(key, []).append(data[key])
                     count += len(data["names"])
+            shards += found
             sample_weight.append(np.full(count, weight / count))
-        out = {k: np.concatenate(v) for k, v in parts.items()}
         w = np.concatenate(sample_weight)
+        total = len(w)
+        out: dict[str, np.ndarray] = {}
+        start = 0
+        for shard in shards:
+            with np.load(shard) as data:
+                n = len(data["names"])
+                arrays = {key: data[key] for key in data.files}
+            if "points" not in arrays:  # caches built before crops kept their points
+                arrays["points"] = np.full((n, 4, 2), np.nan, np.float32)
+            for key, value in arrays.items():
+                if key not in out:
+                    out[key] = np.empty((total, *value.shape[1:]), value.dtype if key != "names" else object)
+                out[key][start : start + n] = value
+            start += n
+        out["names"] = out["names"].astype(str)
         return cls(**out, sample_weight=w / w.sum())
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def crop_points(self, row: int) -> np.ndarray | None:
+        """The canvas points a three-point crop was made from, (3, 2) float64; None for four-point crops."""
+        points = self.points[row] if self.points is not None else None
+        if points is None:
+            return None
+        kept = ~np.isnan(points).any(1)
+        if kept.all() or not kept.any():  # a four-point crop, or one cached before points were kept
+            return None
+        return points[kept].astype(np.float64)

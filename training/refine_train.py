@@ -12,6 +12,7 @@ and each validation.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,7 @@ from .guidance import make_encoder
 from .iterative import inside_box
 from .losses import balanced_bce
 from .refiner import RefineDecoder, U2EndToEnd, click_plane_indices
-from .simulate import corrective_click, drop_to_three_points, extreme_points, iou, noisy_extreme_points, sample_training_clicks
+from .simulate import snap_to_mask, corrective_click, drop_to_three_points, extreme_points, iou, noisy_extreme_points, sample_training_clicks
 
 __all__ = ["RefineConfig", "train_refiner", "validate"]
 
@@ -41,13 +42,17 @@ __all__ = ["RefineConfig", "train_refiner", "validate"]
 class CacheSource:
     """One cached training or validation set: a data source (as ``build_source`` takes it),
     which of its instances (``every`` K-th, or ``sample`` of them at random, seed 0), and its
-    share of the training samples."""
+    share of the training samples. ``crop_points`` 3 crops each object from three of its
+    extreme points (:func:`.feature_cache.build_cache`); its samples then always use those
+    three points. ``crop_jitter`` makes crops from moved points with more or less context."""
 
     name: str
     source: Any
     weight: float = 1.0
     every: int = 1
     sample: int | None = None
+    crop_points: int = 4
+    crop_jitter: bool = False
 
     def indices(self, count: int) -> list[int]:
         if self.sample is not None:
@@ -73,9 +78,12 @@ class RefineConfig:
     click_similarity: bool = False
     fine_context: bool = False
     click_branch: bool = False
+    click_locality: bool = False  # the click branch's reach is a learned mixture of windows around the clicks
+    val_three: CacheSource | None = None  # three-point crops of the validation objects: adds "3pts_crop" to each validation
     init_from: str | None = None  # a refine checkpoint whose decoder weights start this run (missing modules keep their init)
     train_only: str | None = None  # e.g. "click_branch": every other parameter stays frozen
     feature_dropout: float = 0.0
+    ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (decay per step)
     steps: int = 4000
     batch_size: int = 8
     lr: float = 1e-3
@@ -107,6 +115,8 @@ class RefineConfig:
         if not values["train"]:
             raise ValueError("refine config needs at least one train cache source")
         values["val"] = CacheSource(**values["val"])
+        if values.get("val_three") is not None:
+            values["val_three"] = CacheSource(**values["val_three"])
         config = cls(**values)
         config.spec  # validates the input spec now
         if config.design not in ("decoder", "end_to_end"):
@@ -123,7 +133,9 @@ def encoder_path(config: RefineConfig) -> Path:
 
 
 def prepare_caches(config: RefineConfig, progress: bool = True) -> tuple[list[Path], Path]:
-    """Export the frozen image encoder (once) and encode every crop of the config's sources (resumable)."""
+    """Export the frozen image encoder (once) and encode every crop of the config's sources (resumable).
+
+    Returns the train folders and [val folder] (+ the three-point val folder when configured)."""
     from fairs_sdk.export.two_part import export_image_encoder
 
     from .feature_cache import build_cache, encoder_session
@@ -139,12 +151,14 @@ def prepare_caches(config: RefineConfig, progress: bool = True) -> tuple[list[Pa
     else:
         root = root / "pixels"  # crops only: the end-to-end model runs its encoder every step
     folders = []
-    for entry in config.train + [config.val]:
+    extra = [config.val_three] if config.val_three is not None else []
+    for entry in config.train + [config.val] + extra:
         source = build_source(entry.source)
         folder = root / entry.name
-        build_cache(source, entry.indices(len(source)), config.spec, session, folder, progress=progress)
+        build_cache(source, entry.indices(len(source)), config.spec, session, folder, progress=progress,
+                    crop_points=entry.crop_points, crop_jitter=entry.crop_jitter)
         folders.append(folder)
-    return folders[:-1], folders[-1]
+    return folders[: len(config.train)], folders[len(config.train) :]
 
 
 def _points_planes(encoder: InputEncoder, extreme, positive, negative) -> torch.Tensor:
@@ -195,7 +209,7 @@ def build_trainee(config: RefineConfig) -> nn.Module:
             spec.channel_count - 3, width=config.width, attention=config.attention,
             click_planes=click_plane_indices(spec) if config.click_similarity else (),
             feature_dropout=config.feature_dropout, fine_context=config.fine_context,
-            click_branch=config.click_branch,
+            click_branch=config.click_branch, click_locality=config.click_locality,
         ))
     from .u2netp import load_u2netp_onnx
 
@@ -222,6 +236,22 @@ def _click_rounds(net, image, guidance, encoder, targets, ignores, extreme, posi
     return guidance
 
 
+def jitter_points(mask: np.ndarray, points: np.ndarray, rng, max_noise: float) -> np.ndarray:
+    """``points`` (n, 2) with U[-max_noise, max_noise] on x and y, each snapped to an object pixel of ``mask``.
+
+    A cached crop's points were mapped from the image and the target resized, so an exact
+    point may sit a pixel or two off the resized object: the snap may reach 4 px further,
+    and a point with no object pixel even then stays where the noise put it."""
+    noisy = points + rng.uniform(-max_noise, max_noise, size=points.shape)
+    out = []
+    for p, e in zip(noisy, points):
+        try:
+            out.append(snap_to_mask(mask, p, float(np.hypot(*(p - e))) + 4.0))
+        except ValueError:
+            out.append(p)
+    return np.stack(out)
+
+
 def _masks(cache: FeatureCache, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cache.target[rows] > 0, cache.valid[rows] > 0
 
@@ -231,10 +261,14 @@ def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, 
     image = net.inputs(cache, rows)
     target, valid = _masks(cache, rows)
     extreme, positive, negative, planes = [], [], [], []
-    for t in target:
-        points = noisy_extreme_points(t, rng, config.point_noise)
-        if rng.random() < config.three_point_probability:
-            points = drop_to_three_points(points, rng)
+    for row, t in zip(rows, target):
+        kept = cache.crop_points(row)
+        if kept is not None:  # a three-point crop: its own three points, with the same noise
+            points = jitter_points(t, kept, rng, config.point_noise)
+        else:
+            points = noisy_extreme_points(t, rng, config.point_noise)
+            if rng.random() < config.three_point_probability:
+                points = drop_to_three_points(points, rng)
         pos, neg = np.empty((0, 2)), np.empty((0, 2))
         if rng.random() < config.click_probability:
             pos, neg = sample_training_clicks(
@@ -257,8 +291,9 @@ def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, 
 def selection_score(val: dict[str, float]) -> float:
     """What ``best.pt`` maximises: the mean validation mIoU over 4 points and each click count
     after them (the area under the mIoU-vs-clicks curve), so that no click may cost more than
-    the last click gains."""
+    the last click gains; with three-point crops validated, their mIoU too."""
     keys = ["4pts"] + sorted((k for k in val if k.startswith("+")), key=lambda k: int(k[1:]))
+    keys += ["3pts_crop"] if "3pts_crop" in val else []
     return sum(val[k] for k in keys) / len(keys)
 
 
@@ -324,6 +359,26 @@ def validate(net, cache: FeatureCache, encoder: InputEncoder, clicks: int = 3, b
     return {k: 100.0 * float(np.mean(v)) for k, v in scores.items()}
 
 
+@torch.no_grad()
+def validate_three(net, cache: FeatureCache, encoder: InputEncoder, batch: int = 8) -> float:
+    """Canvas-level mIoU of three-point crops from their own exact points (the runtime's 3-point case)."""
+    was_training = net.training
+    net.eval()
+    scores = []
+    for start in range(0, len(cache), batch):
+        rows = np.arange(start, min(start + batch, len(cache)))
+        image = net.inputs(cache, rows)
+        target, valid = _masks(cache, rows)
+        planes = []
+        for row, t in zip(rows, target):
+            kept = cache.crop_points(row)
+            planes.append(_points_planes(encoder, kept if kept is not None else drop_to_three_points(extreme_points(t)), [], []))
+        pred = (net(image, torch.stack(planes))[0][:, 0] > 0).numpy()
+        scores += [iou(p, t, ~g) for p, t, g in zip(pred, target, valid)]
+    net.train(was_training)
+    return 100.0 * float(np.mean(scores))
+
+
 def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train per ``config.design``; returns the output folder (``last.pt``, ``best.pt``, ``log.jsonl``).
 
@@ -343,9 +398,10 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
     out.mkdir(parents=True, exist_ok=True)
     spec = config.spec
     encoder = make_encoder(spec, config.guidance, sfg_threads=1)
-    train_folders, val_folder = prepare_caches(config, progress)
+    train_folders, val_folders = prepare_caches(config, progress)
     train = FeatureCache.load(train_folders, [entry.weight for entry in config.train])
-    val = FeatureCache.load([val_folder])
+    val = FeatureCache.load(val_folders[:1])
+    val_three = FeatureCache.load(val_folders[1:]) if config.val_three is not None else None
     torch.manual_seed(config.seed)
     net = build_trainee(config)
     trained = net.decoder if isinstance(net, CachedDecoder) else net.model
@@ -364,9 +420,14 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     step = 0
     if resumed is not None:
-        trained.load_state_dict(resumed["model"])
+        trained.load_state_dict(resumed.get("trained", resumed["model"]))
         optimizer.load_state_dict(resumed["optimizer"])
         step = int(resumed["step"])
+    # The validated and kept weights: the trained ones, or their moving average.
+    kept_net = copy.deepcopy(net) if config.ema > 0 else net
+    kept = kept_net.decoder if isinstance(kept_net, CachedDecoder) else kept_net.model
+    if config.ema > 0 and resumed is not None and "ema" in resumed:
+        kept.load_state_dict(resumed["ema"])
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
     log = (out / "log.jsonl").open("a")
 
@@ -375,10 +436,19 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
         return config.lr * warm * max(1 - s / config.steps, 0.0) ** 0.9
 
     def save(path: Path = last, **info: Any) -> None:
+        """``model``: the kept weights (the moving average with ``ema``); ``trained``: the optimiser's, to resume."""
         tmp = path.with_suffix(".pt.tmp")
-        torch.save({"model": trained.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "config": json.loads(json.dumps(asdict(config), default=str)), **info}, tmp)
+        extra = {"ema": kept.state_dict(), "trained": trained.state_dict()} if config.ema > 0 else {}
+        torch.save({"model": kept.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "config": json.loads(json.dumps(asdict(config), default=str)), **extra, **info}, tmp)
         tmp.replace(path)
+
+    @torch.no_grad()
+    def update_average() -> None:
+        decay = min(config.ema, (1 + step) / (10 + step))
+        for average, current in zip(kept.state_dict().values(), trained.state_dict().values()):
+            if average.dtype.is_floating_point:
+                average.mul_(decay).add_(current, alpha=1 - decay)
 
     bar = None
     if progress:
@@ -403,9 +473,13 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
             loss.backward()
             optimizer.step()
             step += 1
+            if config.ema > 0:
+                update_average()
             record = {"step": step, "loss": round(float(loss.detach()), 5), "lr": lr_at(step - 1), "seconds": round(time.time() - started, 1)}
             if step % config.validate_every == 0 or step == config.steps:
-                record["val"] = validate(net, val, encoder)
+                record["val"] = validate(kept_net, val, encoder)
+                if val_three is not None:
+                    record["val"]["3pts_crop"] = validate_three(kept_net, val_three, encoder)
                 score = selection_score(record["val"])
                 if score > best:
                     best = score

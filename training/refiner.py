@@ -100,9 +100,15 @@ class ClickBranch(nn.Module):
     has any click, so training it cannot change the no-click predictions.
     """
 
-    def __init__(self, width: int, clicks: int, branch_width: int = 32) -> None:
+    #: Window radii (stride-8 cells) of ``locality``: 8, 24 and 48 canvas px around the clicks.
+    WINDOW_RADII = (1, 3, 6)
+
+    def __init__(self, width: int, clicks: int, branch_width: int = 32, locality: bool = False) -> None:
         super().__init__()
         self.clicks = clicks
+        # locality: the coarse correction is weighted by a learned mixture of windows around
+        # the clicks (and of 1 everywhere), so training decides how far a click reaches.
+        self.window_logits = nn.Parameter(torch.zeros(len(self.WINDOW_RADII) + 1)) if locality else None
         self.reduce = nn.Sequential(nn.Conv2d(width + 3 * clicks + 1, branch_width, 1), nn.ReLU(inplace=True))
         self.trunk = nn.Sequential(*[_Residual(branch_width, d) for d in (1, 2, 4)])
         self.out = nn.Conv2d(branch_width, 1, 3, padding=1)
@@ -116,10 +122,21 @@ class ClickBranch(nn.Module):
         x = torch.cat([h, similarity, F.max_pool2d(click_maps, 8), F.avg_pool2d(click_maps, 8),
                        F.avg_pool2d(logits, 8) / 7.0], 1)
         coarse = self.out(self.trunk(self.reduce(x)))
+        if self.window_logits is not None:
+            coarse = coarse * self.window(click_maps)
         correction = F.interpolate(coarse, size=logits.shape[2:], mode="bilinear", align_corners=False)
         correction = correction + (click_maps * self.local.view(1, -1, 1, 1)).sum(1, keepdim=True)
         any_click = (click_maps.amax(dim=(1, 2, 3), keepdim=True) > 0.5).to(logits.dtype)
         return correction * any_click
+
+
+    def window(self, click_maps: torch.Tensor) -> torch.Tensor:
+        """(N, k, S, S) click maps -> (N, 1, S/8, S/8): the learned mixture of windows around the clicks."""
+        near = F.max_pool2d(click_maps, 8).amax(1, keepdim=True)  # each click's Gaussian peak, per cell
+        planes = [F.max_pool2d(near, 2 * r + 1, stride=1, padding=r) for r in self.WINDOW_RADII]
+        planes.append(torch.ones_like(near))
+        mix = torch.softmax(self.window_logits, 0)
+        return sum(w * p for w, p in zip(mix, planes))
 
 
 class RefineDecoder(nn.Module):
@@ -138,6 +155,8 @@ class RefineDecoder(nn.Module):
         fine_context: the stride-2 branch also sees the trunk's features (upsampled), so it
             can carve thin structure out of the smooth coarse correction.
         click_branch: add a :class:`ClickBranch` (needs ``click_planes``).
+        click_locality: the click branch's coarse correction reaches as far as a learned
+            mixture of windows around the clicks (:meth:`ClickBranch.window`).
 
     ``guidance`` is (N, G, S, S) float32 in [0, 1]: the declared planes in order, the
     SFG (if declared) first. The output is U2-Netp's normalised saliency logit plus a
@@ -156,6 +175,7 @@ class RefineDecoder(nn.Module):
         embedding: int = 32,
         fine_context: bool = False,
         click_branch: bool = False,
+        click_locality: bool = False,
     ) -> None:
         super().__init__()
         self.guidance_channels = guidance_channels
@@ -186,7 +206,7 @@ class RefineDecoder(nn.Module):
         if click_branch:
             if not self.click_planes:
                 raise ValueError("click_branch needs click_planes (click similarity)")
-            self.click_branch = ClickBranch(width, len(self.click_planes))
+            self.click_branch = ClickBranch(width, len(self.click_planes), locality=click_locality)
         for last in (self.coarse, self.fine[-1]):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
@@ -242,7 +262,7 @@ class FairsU2(nn.Module):
 
     def __init__(
         self, spec: InputSpec, width: int = 48, attention: bool = True, click_similarity: bool = False,
-        fine_context: bool = False, click_branch: bool = False,
+        fine_context: bool = False, click_branch: bool = False, click_locality: bool = False,
     ) -> None:
         super().__init__()
         if tuple(spec.input_channels[:2]) != ("rgb", "sfg"):
@@ -252,7 +272,7 @@ class FairsU2(nn.Module):
         self.decoder = RefineDecoder(
             spec.channel_count - 3, width=width, attention=attention,
             click_planes=click_plane_indices(spec) if click_similarity else (), fine_context=fine_context,
-            click_branch=click_branch,
+            click_branch=click_branch, click_locality=click_locality,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fairs_sdk.training.feature_cache import FeatureCache
-from fairs_sdk.training.refine_train import RefineConfig, train_refiner
+from fairs_sdk.training.refine_train import RefineConfig, jitter_points, selection_score, train_refiner
 
 
 def tiny_config(tmp_path, weights, horses_root, **changes) -> RefineConfig:
@@ -86,3 +86,32 @@ def test_train_only_the_click_branch_keeps_the_rest(tmp_path, fake_u2netp, horse
         assert torch.equal(after[name], value), f"{name} moved although only the click branch trains"
     assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in after.items() if k.startswith("click_branch.out")), \
         "the click branch did not train"
+
+
+def test_three_point_crops_train_on_their_own_points_and_validate(tmp_path, fake_u2netp, horses_root):
+    source = {"kind": "folder", "root": str(horses_root), "max_instances": 3}
+    config = tiny_config(
+        tmp_path, fake_u2netp[0], horses_root,
+        train=[{"name": "horses", "source": source}, {"name": "horses_three", "source": source, "crop_points": 3}],
+        val_three={"name": "val_three", "source": source, "crop_points": 3},
+    )
+    out = train_refiner(config, progress=False)
+    three = FeatureCache.load([tmp_path / "cache" / "horses_three"])
+    assert all(three.crop_points(row).shape == (3, 2) for row in range(len(three))), "a three-point crop keeps 3 points"
+    val = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()][-1]["val"]
+    assert 0.0 <= val.get("3pts_crop", -1.0) <= 100.0, f"validation must score the three-point crops: {sorted(val)}"
+
+
+def test_jitter_points_stays_on_the_object():
+    mask = np.zeros((40, 40), bool)
+    mask[10:30, 12:25] = True
+    points = np.array([[12.0, 20.0], [24.0, 15.0], [18.0, 29.0]])
+    jittered = jitter_points(mask, points, np.random.default_rng(0), 6.0)
+    assert all(mask[int(y), int(x)] for x, y in jittered), f"jittered points left the object: {jittered}"
+    assert np.abs(jittered - points).max() <= 6.0 + 4.0, "jitter moved a point further than noise + snap"
+
+
+def test_selection_counts_three_point_crops_when_validated():
+    val = {"4pts": 80.0, "+1": 82.0, "3pts": 70.0}
+    assert selection_score(val) == pytest.approx(81.0), "3pts (in-crop drop) is not part of the selection"
+    assert selection_score({**val, "3pts_crop": 60.0}) == pytest.approx(74.0)

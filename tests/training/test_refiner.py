@@ -79,3 +79,25 @@ def test_click_branch_changes_nothing_without_clicks():
 def test_click_branch_needs_click_planes():
     with pytest.raises(ValueError, match="click_branch"):
         RefineDecoder(3, click_branch=True)
+
+
+def test_click_locality_keeps_a_click_from_reaching_far_away():
+    torch.manual_seed(0)
+    decoder = RefineDecoder(3, click_planes=(1, 2), click_branch=True, click_locality=True).eval()
+    for p in decoder.click_branch.out.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.5)
+    with torch.no_grad():
+        decoder.click_branch.window_logits.copy_(torch.tensor([0.0, 0.0, 0.0, -30.0]))  # windows only, no global term
+    features, saliency = torch.rand(1, 128, 32, 32), torch.randn(1, 1, 128, 128)
+    guidance = torch.zeros(1, 3, 128, 128)
+    guidance[0, 0] = torch.rand(128, 128)
+    clicked = guidance.clone()
+    clicked[0, 1, 8:12, 8:12] = 1.0  # a positive click near the top-left corner
+    with torch.no_grad():
+        branch = decoder.click_branch
+        decoder.click_branch = None
+        without = decoder(features, saliency, clicked)
+        decoder.click_branch = branch
+        change = (decoder(features, saliency, clicked) - without).abs()[0, 0]
+    assert change[:24, :24].max() > 1e-3, "the click branch must act near the click"
+    assert change[80:, 80:].max() < 1e-6, "with windows only, the click must not reach 70 px away"

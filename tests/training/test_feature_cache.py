@@ -1,0 +1,49 @@
+"""Cached crops for decoder training: three-point and jittered crops."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fairs_sdk.config import InputSpec
+from fairs_sdk.training.feature_cache import FeatureCache, build_cache
+from fairs_sdk.training.sources import build_source
+
+SPEC = InputSpec(input_size=64, relax=10, input_channels=("rgb", "sfg"))
+
+
+def _pixel_cache(tmp_path, horses_root, name, **options) -> FeatureCache:
+    source = build_source({"kind": "folder", "root": str(horses_root), "max_instances": 3})
+    build_cache(source, [0, 1, 2], SPEC, None, tmp_path / name, progress=False, **options)
+    return FeatureCache.load([tmp_path / name])
+
+
+def test_four_point_crops_keep_their_four_points_and_no_crop_points(tmp_path, horses_root):
+    cache = _pixel_cache(tmp_path, horses_root, "plain")
+    assert cache.points.shape == (3, 4, 2) and np.isfinite(cache.points).all()
+    assert all(cache.crop_points(row) is None for row in range(3)), "a four-point crop has no three-point guidance"
+
+
+def test_three_point_crops_drop_one_point_of_the_closest_pair(tmp_path, horses_root):
+    cache = _pixel_cache(tmp_path, horses_root, "three", crop_points=3)
+    for row in range(3):
+        assert np.isnan(cache.points[row]).any(1).sum() == 1, f"row {row}: exactly one point must be dropped"
+        kept = cache.crop_points(row)
+        assert kept.shape == (3, 2) and (kept >= -1).all() and (kept <= 64).all(), f"row {row}: points off the canvas {kept}"
+
+
+def test_jittered_crops_differ_from_plain_ones_and_rebuild_identically(tmp_path, horses_root):
+    plain = _pixel_cache(tmp_path, horses_root, "plain")
+    first = _pixel_cache(tmp_path, horses_root, "jitter_a", crop_jitter=True)
+    second = _pixel_cache(tmp_path, horses_root, "jitter_b", crop_jitter=True)
+    assert np.array_equal(first.pixels, second.pixels), "a jittered build must be reproducible (resumable)"
+    assert not np.array_equal(first.pixels, plain.pixels), "jittered crops must not equal the plain crops"
+
+
+def test_old_caches_without_points_load_as_four_point_crops(tmp_path, horses_root):
+    _pixel_cache(tmp_path, horses_root, "plain")
+    shard = next((tmp_path / "plain").glob("shard_*.npz"))
+    with np.load(shard) as data:
+        arrays = {k: data[k] for k in data.files if k != "points"}
+    np.savez(shard, **arrays)
+    cache = FeatureCache.load([tmp_path / "plain"])
+    assert np.isnan(cache.points).all() and cache.crop_points(0) is None
