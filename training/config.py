@@ -299,6 +299,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "train_only": Rule(lambda v: v != "", "a module name, e.g. click_branch"),
         "feature_dropout": _within(0.0, 1.0, open_high=True),
         "ema": _within(0.0, 1.0, open_high=True),
+        "click_local_strength": _at_least(0, "a number"),
         "steps": _POSITIVE,
         "batch_size": _POSITIVE,
         "lr": _above(0.0),

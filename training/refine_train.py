@@ -32,7 +32,7 @@ from .feature_cache import FeatureCache
 from .guidance import make_encoder
 from .iterative import inside_box
 from .losses import balanced_bce
-from .refiner import RefineDecoder, U2EndToEnd, click_plane_indices
+from .refiner import RefineDecoder, U2EndToEnd, click_local_weights, click_plane_indices
 from .simulate import snap_to_mask, corrective_click, drop_to_three_points, extreme_points, iou, noisy_extreme_points, sample_training_clicks
 
 __all__ = ["RefineConfig", "train_refiner", "validate"]
@@ -79,6 +79,7 @@ class RefineConfig:
     fine_context: bool = False
     click_branch: bool = False
     click_locality: bool = False  # the click branch's reach is a learned mixture of windows around the clicks
+    click_local_strength: float = 0.0  # the click branch's own-Gaussian weights start at +this (positive) / -this (negative)
     val_three: CacheSource | None = None  # three-point crops of the validation objects: adds "3pts_crop" to each validation
     init_from: str | None = None  # a refine checkpoint whose decoder weights start this run (missing modules keep their init)
     train_only: str | None = None  # e.g. "click_branch": every other parameter stays frozen
@@ -210,6 +211,7 @@ def build_trainee(config: RefineConfig) -> nn.Module:
             click_planes=click_plane_indices(spec) if config.click_similarity else (),
             feature_dropout=config.feature_dropout, fine_context=config.fine_context,
             click_branch=config.click_branch, click_locality=config.click_locality,
+            click_local_init=click_local_weights(spec, config.click_local_strength) if config.click_branch else None,
         ))
     from .u2netp import load_u2netp_onnx
 

@@ -24,7 +24,7 @@ from fairs_sdk.config import InputSpec
 from .heads import ChannelAttention, PositionAttention
 from .u2netp import U2NETP_MEAN, U2NETP_STD, U2NetP
 
-__all__ = ["ImageEncoder", "RefineDecoder", "FairsU2", "U2EndToEnd", "EncoderOutput", "FEATURE_CHANNELS"]
+__all__ = ["ImageEncoder", "RefineDecoder", "FairsU2", "U2EndToEnd", "EncoderOutput", "FEATURE_CHANNELS", "click_local_weights"]
 
 FEATURE_CHANNELS = 128
 #: U2-Netp's own saliency is min-max normalised and clamped to [EPS, 1 - EPS] before the logit.
@@ -103,7 +103,10 @@ class ClickBranch(nn.Module):
     #: Window radii (stride-8 cells) of ``locality``: 8, 24 and 48 canvas px around the clicks.
     WINDOW_RADII = (1, 3, 6)
 
-    def __init__(self, width: int, clicks: int, branch_width: int = 32, locality: bool = False) -> None:
+    def __init__(
+        self, width: int, clicks: int, branch_width: int = 32, locality: bool = False,
+        local_init: tuple[float, ...] | None = None,
+    ) -> None:
         super().__init__()
         self.clicks = clicks
         # locality: the coarse correction is weighted by a learned mixture of windows around
@@ -112,7 +115,13 @@ class ClickBranch(nn.Module):
         self.reduce = nn.Sequential(nn.Conv2d(width + 3 * clicks + 1, branch_width, 1), nn.ReLU(inplace=True))
         self.trunk = nn.Sequential(*[_Residual(branch_width, d) for d in (1, 2, 4)])
         self.out = nn.Conv2d(branch_width, 1, 3, padding=1)
-        self.local = nn.Parameter(torch.zeros(clicks))
+        # local_init: each click map's starting weight (logits at a click's centre). A step of
+        # Adam moves a scalar by about the learning rate, so from zero the weights stay too small
+        # to flip even the clicked pixel within a few hundred steps; the caller starts them
+        # with the sign of each map's meaning.
+        if local_init is not None and len(local_init) != clicks:
+            raise ValueError(f"local_init needs one weight per click map ({clicks}), got {local_init}")
+        self.local = nn.Parameter(torch.tensor(local_init, dtype=torch.float32) if local_init else torch.zeros(clicks))
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -157,6 +166,8 @@ class RefineDecoder(nn.Module):
         click_branch: add a :class:`ClickBranch` (needs ``click_planes``).
         click_locality: the click branch's coarse correction reaches as far as a learned
             mixture of windows around the clicks (:meth:`ClickBranch.window`).
+        click_local_init: the click branch's starting weight of each click map's own Gaussian
+            (:func:`click_local_weights` makes them from the model's channel names).
 
     ``guidance`` is (N, G, S, S) float32 in [0, 1]: the declared planes in order, the
     SFG (if declared) first. The output is U2-Netp's normalised saliency logit plus a
@@ -176,6 +187,7 @@ class RefineDecoder(nn.Module):
         fine_context: bool = False,
         click_branch: bool = False,
         click_locality: bool = False,
+        click_local_init: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__()
         self.guidance_channels = guidance_channels
@@ -206,7 +218,8 @@ class RefineDecoder(nn.Module):
         if click_branch:
             if not self.click_planes:
                 raise ValueError("click_branch needs click_planes (click similarity)")
-            self.click_branch = ClickBranch(width, len(self.click_planes), locality=click_locality)
+            self.click_branch = ClickBranch(width, len(self.click_planes), locality=click_locality,
+                                            local_init=click_local_init)
         for last in (self.coarse, self.fine[-1]):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
@@ -247,6 +260,15 @@ class RefineDecoder(nn.Module):
             click_maps = torch.cat([guidance[:, i : i + 1] for i in self.click_planes], 1)
             out = out + self.click_branch(h, out, click_maps, torch.cat(similarity, 1))
         return out
+
+
+def click_local_weights(spec: InputSpec, strength: float) -> tuple[float, ...] | None:
+    """``strength`` for each positive click map and ``-strength`` for each negative one, in the
+    order of :func:`click_plane_indices`; None for strength 0 (the weights start at zero)."""
+    if strength == 0:
+        return None
+    guidance = [n for n in spec.input_channels if n != "rgb"]
+    return tuple(strength if n == "positive_clicks" else -strength for n in guidance if n in ("positive_clicks", "negative_clicks"))
 
 
 def click_plane_indices(spec: InputSpec) -> tuple[int, ...]:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fairs_sdk.config import InputSpec
-from fairs_sdk.training.refiner import FairsU2, RefineDecoder, U2EndToEnd, saliency_logit
+from fairs_sdk.training.refiner import FairsU2, RefineDecoder, U2EndToEnd, click_local_weights, saliency_logit
 
 CLICK_SPEC = InputSpec(input_size=64, relax=30, input_channels=("rgb", "sfg", "positive_clicks", "negative_clicks"))
 
@@ -101,3 +101,24 @@ def test_click_locality_keeps_a_click_from_reaching_far_away():
         change = (decoder(features, saliency, clicked) - without).abs()[0, 0]
     assert change[:24, :24].max() > 1e-3, "the click branch must act near the click"
     assert change[80:, 80:].max() < 1e-6, "with windows only, the click must not reach 70 px away"
+
+
+def test_click_local_weights_follow_the_channel_meaning():
+    assert click_local_weights(CLICK_SPEC, 6.0) == (6.0, -6.0), "positive clicks push up, negative clicks down"
+    swapped = InputSpec(input_size=64, input_channels=("rgb", "sfg", "negative_clicks", "positive_clicks"))
+    assert click_local_weights(swapped, 6.0) == (-6.0, 6.0), "weights must follow the declared channel order"
+    assert click_local_weights(CLICK_SPEC, 0.0) is None
+
+
+def test_click_branch_starts_from_the_local_weights_it_is_given():
+    torch.manual_seed(0)
+    decoder = RefineDecoder(3, click_planes=(1, 2), click_branch=True, click_local_init=(6.0, -6.0)).eval()
+    features, saliency = torch.rand(1, 128, 16, 16), torch.zeros(1, 1, 64, 64)
+    guidance = torch.zeros(1, 3, 64, 64)
+    clicked = guidance.clone()
+    clicked[0, 2, 32, 32] = 1.0  # a negative click's centre
+    with torch.no_grad():
+        change = decoder(features, saliency, clicked) - decoder(features, saliency, guidance)
+    assert change[0, 0, 32, 32] < -5.0, f"a negative click must lower its own pixel's logit by ~6, got {change[0, 0, 32, 32]:.2f}"
+    with pytest.raises(ValueError, match="one weight per click map"):
+        RefineDecoder(3, click_planes=(1, 2), click_branch=True, click_local_init=(6.0,))
