@@ -144,9 +144,10 @@ def test_bundle_command_refuses_an_end_to_end_checkpoint(tmp_path, trained_decod
     assert "needs design 'decoder'" in capsys.readouterr().err
 
 
-def test_decoder_with_click_similarity_and_branch_exports_with_parity(tmp_path):
+@pytest.mark.parametrize("locality", [False, True], ids=["branch", "branch_with_locality_windows"])
+def test_decoder_with_click_similarity_and_branch_exports_with_parity(tmp_path, locality):
     torch.manual_seed(1)
-    decoder = RefineDecoder(3, width=16, click_planes=(1, 2), click_branch=True)
+    decoder = RefineDecoder(3, width=16, click_planes=(1, 2), click_branch=True, click_locality=locality)
     for p in decoder.parameters():
         torch.nn.init.normal_(p, 0.0, 0.05)
     path, parity = export_decoder(decoder, SPEC, tmp_path / "decoder.onnx")
@@ -159,11 +160,11 @@ def flip_bundle(tmp_path_factory, fake_u2netp):
     from fairs_sdk.export.two_part import export_bundle
 
     torch.manual_seed(2)  # a decoder with click similarity, so mirrored clicks must meet mirrored features
-    decoder = RefineDecoder(3, width=16, click_planes=(1, 2), click_branch=True)
+    decoder = RefineDecoder(3, width=16, click_planes=(1, 2), click_branch=True, click_locality=True)
     for p in decoder.parameters():
         torch.nn.init.normal_(p, 0.0, 0.05)
     model = build_fairs_u2(fake_u2netp[0], decoder.state_dict(), SPEC, width=16, click_similarity=True,
-                           click_branch=True)
+                           click_branch=True, click_locality=True)
     folder = tmp_path_factory.mktemp("flip")
     plain = export_bundle(model, folder, "plain")
     flipped = export_bundle(model, folder, "flip", flip_average=True)
