@@ -33,9 +33,11 @@ from .guidance import make_encoder
 from .iterative import inside_box
 from .losses import balanced_bce
 from .refiner import RefineDecoder, U2EndToEnd, click_local_weights, click_plane_indices
-from .simulate import snap_to_mask, corrective_click, drop_to_three_points, extreme_points, iou, noisy_extreme_points, sample_training_clicks
+from .simulate import (
+    corrective_click, drop_to_three_points, extreme_points, iou, noisy_extreme_points, sample_training_clicks, snap_to_mask,
+)
 
-__all__ = ["RefineConfig", "train_refiner", "validate"]
+__all__ = ["RefineConfig", "jitter_points", "train_refiner", "validate", "validate_three"]
 
 
 @dataclass
@@ -133,7 +135,7 @@ def encoder_path(config: RefineConfig) -> Path:
     return Path(config.cache_dir) / "image_encoder.onnx"
 
 
-def prepare_caches(config: RefineConfig, progress: bool = True) -> tuple[list[Path], Path]:
+def prepare_caches(config: RefineConfig, progress: bool = True) -> tuple[list[Path], list[Path]]:
     """Export the frozen image encoder (once) and encode every crop of the config's sources (resumable).
 
     Returns the train folders and [val folder] (+ the three-point val folder when configured)."""
