@@ -295,7 +295,6 @@ RULES: dict[str, dict[str, Rule]] = {
         "loss": _one_of(("balanced", "bce")),
         "width": _POSITIVE,
         "init_from": _PATH,
-        "val_three": Rule(lambda v: v is None or isinstance(v, dict), "a cache source (name, source, every, crop_points) or null"),
         "train_only": Rule(lambda v: v != "", "a module name, e.g. click_branch"),
         "feature_dropout": _within(0.0, 1.0, open_high=True),
         "ema": _within(0.0, 1.0, open_high=True),
@@ -322,7 +321,6 @@ RULES: dict[str, dict[str, Rule]] = {
         "every": _POSITIVE,
         "sample": _POSITIVE,
         "crop_points": _one_of((3, 4)),
-        "crop_jitter": Rule(lambda v: isinstance(v, bool), "true or false"),
     },
 }
 

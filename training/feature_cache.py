@@ -30,7 +30,7 @@ from fairs_sdk.config import InputSpec
 from fairs_sdk.crop import crop_box, crop_resize, to_canvas
 from fairs_sdk.encoder import InputEncoder
 
-from .simulate import drop_to_three_points, extreme_points
+from .simulate import extreme_points, point_to_drop
 
 __all__ = ["FeatureCache", "build_cache", "encoder_session", "JITTER_NOISE", "JITTER_RELAX"]
 
@@ -97,8 +97,7 @@ def build_cache(
                 continue
             points = extreme_points(obj)
             if crop_points == 3:
-                kept = drop_to_three_points(points, np.random.default_rng([7, int(index)]))
-                points = np.where((points[:, None] == kept[None]).all(-1).any(1)[:, None], points, np.nan)
+                points[point_to_drop(points, np.random.default_rng([7, int(index)]))] = np.nan
             kept = points[~np.isnan(points).any(1)]
             if crop_jitter:
                 rng = np.random.default_rng([11, int(index)])
@@ -180,9 +179,9 @@ class FeatureCache:
 
     def crop_points(self, row: int) -> np.ndarray | None:
         """The canvas points a three-point crop was made from, (3, 2) float64; None for four-point crops."""
-        points = self.points[row] if self.points is not None else None
-        if points is None:
+        if self.points is None:
             return None
+        points = self.points[row]
         kept = ~np.isnan(points).any(1)
         if kept.all() or not kept.any():  # a four-point crop, or one cached before points were kept
             return None

@@ -138,7 +138,6 @@ class ClickBranch(nn.Module):
         any_click = (click_maps.amax(dim=(1, 2, 3), keepdim=True) > 0.5).to(logits.dtype)
         return correction * any_click
 
-
     def window(self, click_maps: torch.Tensor) -> torch.Tensor:
         """(N, k, S, S) click maps -> (N, 1, S/8, S/8): the learned mixture of windows around the clicks."""
         near = F.max_pool2d(click_maps, 8).amax(1, keepdim=True)  # each click's Gaussian peak, per cell
@@ -268,7 +267,7 @@ def click_local_weights(spec: InputSpec, strength: float) -> tuple[float, ...] |
     if strength == 0:
         return None
     guidance = [n for n in spec.input_channels if n != "rgb"]
-    return tuple(strength if n == "positive_clicks" else -strength for n in guidance if n in ("positive_clicks", "negative_clicks"))
+    return tuple(strength if guidance[i] == "positive_clicks" else -strength for i in click_plane_indices(spec))
 
 
 def click_plane_indices(spec: InputSpec) -> tuple[int, ...]:

@@ -92,10 +92,10 @@ def noisy_extreme_points(
     return np.stack([snap_to_mask(mask, p, float(np.hypot(*(p - e))) + 1.0) for p, e in zip(noisy, exact)])
 
 
-def drop_to_three_points(points: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Of four points, drop one of the two points of the closest pair: (3, 2).
+def point_to_drop(points: np.ndarray, rng: np.random.Generator | None = None) -> int:
+    """Index, among four points, of the one :func:`drop_to_three_points` drops.
 
-    With ``rng`` the dropped one is chosen at random, else the later of the pair.
+    With ``rng`` it is either point of the closest pair at random, else the later of the pair.
     Among equally close pairs the first in (i, j) order is used.
     """
     points = np.asarray(points, dtype=np.float64)
@@ -104,8 +104,12 @@ def drop_to_three_points(points: np.ndarray, rng: np.random.Generator | None = N
     pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
     distances = [np.hypot(*(points[i] - points[j])) for i, j in pairs]
     i, j = pairs[int(np.argmin(distances))]
-    drop = j if rng is None else (i, j)[int(rng.integers(2))]
-    return np.delete(points, drop, axis=0)
+    return j if rng is None else (i, j)[int(rng.integers(2))]
+
+
+def drop_to_three_points(points: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Of four points, drop one of the two points of the closest pair (:func:`point_to_drop`): (3, 2)."""
+    return np.delete(np.asarray(points, dtype=np.float64), point_to_drop(points, rng), axis=0)
 
 
 def error_regions(
