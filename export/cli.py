@@ -26,6 +26,17 @@ from fairs_sdk.extras import exit_on_missing_extra
 __all__ = ["main", "build_parser"]
 
 
+def _non_negative_float(text: str) -> float:
+    """An argparse ``type``: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _default_data() -> Path | None:
     """``../shared/data/train/coco_mval`` beside the project, if it exists."""
     candidate = Path(__file__).resolve().parents[2] / "shared" / "data" / "train" / "coco_mval"
@@ -82,15 +93,18 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
         convert_fp16(args.model, output)
     else:
-        from .quantize import quantize_int8
+        from .quantize import CANCELLING_BIAS_RATIO, quantize_int8
         from .samples import stack_inputs
 
         data = args.data or _default_data()
         if data is None:
             raise ValueError("int8 calibration needs real crops: pass --data DIR (images/ + masks/)")
         inputs = stack_inputs(data, meta.input_spec, count=args.calibration_count, stride=args.calibration_stride)
-        quantize_int8(args.model, output, inputs, method=args.method)
-        print(f"calibrated on {len(inputs)} crops from {data} ({args.method})")
+        ratio = CANCELLING_BIAS_RATIO if args.bias_ratio is None else args.bias_ratio
+        quantize_int8(args.model, output, inputs, method=args.method, bias_ratio=ratio or None)
+        kept = read_metadata(output).extra.get("fp32_convs", [])
+        print(f"calibrated on {len(inputs)} crops from {data} ({args.method}); "
+              + (f"{len(kept)} convolutions kept fp32 (|bias| > {ratio:g} x their output's range)" if ratio else "every convolution quantised"))
     print(f"wrote {output} ({args.precision}, attention kept in fp32)")
     return 0
 
@@ -176,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-count", type=bounded_int(1, 100_000), default=64)
     p.add_argument("--calibration-stride", type=bounded_int(1, 100_000), default=11)
     p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    p.add_argument("--bias-ratio", type=_non_negative_float, default=None,
+                   help="int8: keep fp32 the convolutions with a channel whose |bias| exceeds this many times its "
+                        "output range (default: quantize.CANCELLING_BIAS_RATIO, 10; 0 quantises them all)")
     p.set_defaults(run=_cmd_quantize)
 
     p = sub.add_parser("trt", help="ONNX -> cached TensorRT 10 engine")

@@ -4,8 +4,16 @@
   list (DANet's channel-attention Gram matrix A A^T sums C*N products and overflows
   fp16's 65504), I/O kept float32 so the runtime contract does not change.
 - int8: ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8
-  activations) calibrated on real crops encoded for the model's declared input
-  channels (:func:`fairs_sdk.export.samples.stack_inputs`), attention nodes excluded.
+  activations) of the convolutions only, calibrated on real crops encoded for the
+  model's declared input channels (:func:`fairs_sdk.export.samples.stack_inputs`),
+  attention nodes excluded. The element-wise arithmetic between convolutions stays
+  fp32: quantising it rounds probabilities to steps of 1/255 before a log (the
+  refine decoder's saliency logit and log-SFG), which sends small values to -inf.
+  Convolutions whose output is a small difference of large terms stay fp32 too
+  (:func:`cancelling_convs`): U2-Netp's folded BatchNorms give some channels a bias
+  of up to 1,361 for an output that spans 57, and 8-bit rounding of their inputs,
+  summed over the kernel, swamps such an output (on the default model, quantising
+  them cost 13.7 mIoU points on DAVIS).
 
 Both keep the input (N, C, S, S) of the fp32 file and its metadata (input channels
 included); only ``precision`` and a few ``extra`` entries change.
@@ -35,7 +43,14 @@ from fairs_sdk.model_format import INPUT_NAME, check_input_types
 from .onnx_export import read_metadata, set_metadata
 from .samples import check_inputs
 
-__all__ = ["attention_nodes", "check_source", "load_source", "convert_fp16", "CropCalibrationReader", "quantize_int8"]
+__all__ = ["attention_nodes", "cancelling_convs", "check_source", "load_source", "convert_fp16", "CropCalibrationReader", "quantize_int8"]
+
+#: Op types int8 quantises by default: where the arithmetic is (see the module docstring).
+INT8_OP_TYPES = ("Conv",)
+
+#: A convolution stays fp32 when some live output channel's |bias| exceeds this many times
+#: the channel's range on the calibration crops (:func:`cancelling_convs`).
+CANCELLING_BIAS_RATIO = 10.0
 
 #: Op types that are attention arithmetic wherever they sit (used when metadata has no scopes).
 _ATTENTION_OPS = ("MatMul", "Softmax", "ReduceMax")
@@ -54,6 +69,59 @@ def attention_nodes(model: onnx.ModelProto) -> list[str]:
     if any(n.op_type in ("Softmax",) for n in model.graph.node) and not names:
         raise ValueError("the graph has a Softmax but no attention node was found; cannot keep attention in fp32")
     return names
+
+
+def _conv_output_ranges(model: onnx.ModelProto, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """{Conv node name: (C,) float64 per-channel max - min of its output over ``inputs``}, one crop at a time."""
+    import onnxruntime as ort
+
+    convs = {n.output[0]: n.name for n in model.graph.node if n.op_type == "Conv"}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.ValueInfoProto(name=t) for t in convs if t not in known)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every Conv output
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    low: dict[str, np.ndarray] = {}
+    high: dict[str, np.ndarray] = {}
+    for index in range(len(inputs)):
+        outputs = dict(zip(names, session.run(None, {INPUT_NAME: inputs[index : index + 1]})))
+        for tensor in convs:
+            value = outputs[tensor].astype(np.float64)
+            axes = (0,) + tuple(range(2, value.ndim))
+            low[tensor] = np.minimum(low.get(tensor, np.inf), value.min(axis=axes))
+            high[tensor] = np.maximum(high.get(tensor, -np.inf), value.max(axis=axes))
+    return {convs[t]: high[t] - low[t] for t in convs}
+
+
+def cancelling_convs(
+    model: onnx.ModelProto, inputs: np.ndarray, ratio: float = CANCELLING_BIAS_RATIO, count: int = 8
+) -> list[str]:
+    """Names of the Conv nodes whose output is a small difference of large terms.
+
+    A Conv is listed when some live output channel c (one that varies over the crops)
+    has ``|bias_c| > ratio * range_c``, the range being max - min of channel c over the
+    first ``count`` of ``inputs`` ((N, C, S, S) float32 crops for the model's input).
+    Its pre-activation is then a large weighted sum cancelling a large bias, so 8-bit
+    rounding of its inputs, summed over the kernel, is large against the output.
+    ``model`` must hold its weights (biases are read from its initializers).
+    """
+    if ratio <= 0:
+        raise ValueError(f"ratio must be positive, got {ratio}")
+    weights = {t.name: t for t in model.graph.initializer}
+    ranges = _conv_output_ranges(model, np.ascontiguousarray(inputs[:count], dtype=np.float32))
+    listed = []
+    for node in model.graph.node:
+        if node.op_type != "Conv" or len(node.input) < 3 or node.input[2] not in weights:
+            continue
+        bias = np.abs(onnx.numpy_helper.to_array(weights[node.input[2]]).astype(np.float64))
+        spread = ranges[node.name]
+        live = spread > 1e-3 * max(spread.max(), 1e-12)
+        if np.any(bias[live] > ratio * spread[live]):
+            listed.append(node.name)
+    return listed
 
 
 def _element_type(elem_type: int) -> str:
@@ -221,6 +289,8 @@ def quantize_int8(
     method: str = "minmax",
     per_channel: bool = True,
     keep_fp32: Sequence[str] | None = None,
+    op_types: Sequence[str] = INT8_OP_TYPES,
+    bias_ratio: float | None = CANCELLING_BIAS_RATIO,
 ) -> Path:
     """Static int8 (QDQ) quantisation of ``fp32_path`` calibrated on ``calibration``.
 
@@ -231,6 +301,10 @@ def quantize_int8(
         method: "minmax", "entropy" or "percentile" (ONNX Runtime calibration methods).
         per_channel: per-output-channel weight scales (better accuracy on convolutions).
         keep_fp32: node names left unquantised (default: :func:`attention_nodes`).
+        op_types: op types to quantise (default :data:`INT8_OP_TYPES`, the convolutions);
+            ONNX Runtime then quantises the inputs those ops read and the outputs they write.
+        bias_ratio: also keep fp32 the convolutions :func:`cancelling_convs` lists at this
+            ratio (``None``: none). Their names go into the metadata (``fp32_convs``).
     """
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -238,6 +312,8 @@ def quantize_int8(
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
     if method not in methods:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {sorted(methods)}")
+    if not op_types or not all(isinstance(t, str) and t for t in op_types):
+        raise ValueError(f"op_types must be a non-empty list of ONNX op type names, got {op_types!r}")
     source = load_source(fp32_path)
     spec = read_metadata(source).input_spec
     reader_inputs = check_inputs(calibration, spec, what="calibration inputs")
@@ -263,7 +339,10 @@ def quantize_int8(
                 # inference; ONNX's own shape inference (still run) is enough for static quantisation.
                 quant_pre_process(source_path, str(prepared), skip_symbolic_shape=True)
         # Pre-processing renames nothing, but may fuse: keep only names that still exist.
-        existing = {n.name for n in onnx.load(str(prepared), load_external_data=False).graph.node}
+        prepared_model = onnx.load(str(prepared))
+        existing = {n.name for n in prepared_model.graph.node}
+        fp32_convs = [] if bias_ratio is None else cancelling_convs(prepared_model, reader_inputs, bias_ratio)
+        del prepared_model
         quantize_static(
             str(prepared),
             str(output),
@@ -272,11 +351,13 @@ def quantize_int8(
             per_channel=per_channel,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=[n for n in excluded if n in existing],
+            op_types_to_quantize=list(op_types),
+            nodes_to_exclude=[n for n in excluded if n in existing] + fp32_convs,
             calibrate_method=methods[method],
             extra_options={"CalibTensorRangeSymmetric": False},
         )
     model = onnx.load(str(output))
-    _with_precision(model, "int8", source, calibration_method=method, calibration_crops=int(len(reader_inputs)), fp32_nodes=len(excluded))
+    _with_precision(model, "int8", source, calibration_method=method, calibration_crops=int(len(reader_inputs)),
+                       fp32_nodes=len(excluded) + len(fp32_convs), int8_op_types=list(op_types), fp32_convs=fp32_convs)
     onnx.save_model(model, str(output))
     return output

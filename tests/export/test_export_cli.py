@@ -43,6 +43,22 @@ def test_quantize_fp16(fp32_onnx, tmp_path) -> None:
     assert read_metadata(out).precision == "fp16", "fp16 file metadata not fp16"
 
 
+def test_quantize_int8_reports_the_convs_kept_fp32(fp32_onnx, coco_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "q.onnx"
+    code = main(["quantize", str(fp32_onnx), "--precision", "int8", "--data", str(coco_dir), "--calibration-count", "4",
+                 "--bias-ratio", "0", "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and read_metadata(out).precision == "int8", f"exit {code}, output: {printed}"
+    assert "every convolution quantised" in printed, f"--bias-ratio 0 not reported: {printed}"
+    assert read_metadata(out).extra["fp32_convs"] == [], "--bias-ratio 0 still kept convolutions fp32"
+
+
+def test_quantize_refuses_a_negative_bias_ratio(fp32_onnx, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["quantize", str(fp32_onnx), "--precision", "int8", "--bias-ratio", "-1", "-o", str(tmp_path / "q.onnx")])
+    assert exit_info.value.code == 2 and "--bias-ratio" in capsys.readouterr().err, "a negative --bias-ratio not refused"
+
+
 def test_quantize_refuses_non_fairs_onnx(tmp_path, capsys) -> None:
     import onnx
     from onnx import TensorProto, helper

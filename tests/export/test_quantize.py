@@ -8,7 +8,7 @@ import pytest
 
 from fairs_sdk.config import InputSpec
 from fairs_sdk.export.onnx_export import onnxruntime_session, read_metadata, run_onnx
-from fairs_sdk.export.quantize import CropCalibrationReader, attention_nodes, quantize_int8
+from fairs_sdk.export.quantize import CropCalibrationReader, attention_nodes, cancelling_convs, quantize_int8
 
 
 def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -122,6 +122,63 @@ def test_fp16_attention_never_rounds_through_fp16(fp16_onnx) -> None:
             if onnx.TensorProto.FLOAT16 in chain and current is not None and current.name.startswith(scopes):
                 round_trips.append(f"{current.name} -> {node.name}")
     assert not round_trips, f"attention tensors rounded through fp16: {round_trips}"
+
+
+def _conv_inputs_and_outputs(model: onnx.ModelProto) -> set[str]:
+    return {t for n in model.graph.node if n.op_type == "Conv" for t in (*n.input, *n.output)}
+
+
+def test_int8_quantizes_only_convolutions(fp32_onnx, int8_onnx) -> None:
+    """Element-wise arithmetic (sigmoid, log, min-max normalisation) stays fp32: only what convolutions read or write is rounded."""
+    source = _conv_inputs_and_outputs(onnx.load(str(fp32_onnx)))
+    quantized = [n.input[0] for n in onnx.load(str(int8_onnx)).graph.node if n.op_type == "QuantizeLinear"]
+    assert quantized, "no QuantizeLinear nodes in the int8 model"
+    stray = sorted(t for t in quantized if t not in source)
+    assert not stray, f"int8 quantises tensors no convolution reads or writes: {stray[:5]}"
+
+
+def _cancelling_graph() -> onnx.ModelProto:
+    """input (1, 1, 8, 8) -> conv "cancels" (1x1, weight 1, bias -1000) -> conv "plain" (1x1, weight 2, bias 0.1)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = [
+        numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w1"),
+        numpy_helper.from_array(np.array([-1000.0], np.float32), "b1"),
+        numpy_helper.from_array(np.full((1, 1, 1, 1), 2.0, np.float32), "w2"),
+        numpy_helper.from_array(np.array([0.1], np.float32), "b2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["h"], name="cancels"),
+        helper.make_node("Conv", ["h", "w2", "b2"], ["out"], name="plain"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1, 8, 8])], weights,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_cancelling_convs_lists_a_conv_that_cancels_its_bias() -> None:
+    """Inputs near 1000 minus a bias of 1000 leave an output spanning 1: that conv is listed, the next one is not."""
+    inputs = (1000.0 + np.random.default_rng(0).random((3, 1, 8, 8))).astype(np.float32)
+    listed = cancelling_convs(_cancelling_graph(), inputs)
+    assert listed == ["cancels"], f"cancelling_convs listed {listed}, want ['cancels']"
+
+
+def test_cancelling_convs_rejects_a_non_positive_ratio() -> None:
+    with pytest.raises(ValueError, match="ratio must be positive"):
+        cancelling_convs(_cancelling_graph(), np.zeros((1, 1, 8, 8), np.float32), ratio=0.0)
+
+
+def test_int8_keeps_listed_convs_fp32(fp32_onnx, tmp_path, calibration_inputs) -> None:
+    """With a tiny ratio every biased conv is listed: metadata names them and none reads int8 weights."""
+    path = quantize_int8(fp32_onnx, tmp_path / "all_fp32.onnx", calibration_inputs, bias_ratio=1e-12)
+    listed = read_metadata(path).extra.get("fp32_convs")
+    assert listed, f"metadata fp32_convs is {listed!r}: no conv listed at ratio 1e-12"
+    model = onnx.load(str(path))
+    dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    quantized_anyway = [n.name for n in model.graph.node if n.name in listed and any(i in dequantized for i in n.input)]
+    assert not quantized_anyway, f"convs listed as fp32 still read dequantized tensors: {quantized_anyway}"
 
 
 def test_calibration_reader_rejects_bad_shape() -> None:
