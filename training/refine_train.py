@@ -34,10 +34,14 @@ from .iterative import inside_box
 from .losses import balanced_bce
 from .refiner import RefineDecoder, U2EndToEnd, click_local_weights, click_plane_indices
 from .simulate import (
-    corrective_click, drop_to_three_points, extreme_points, iou, noisy_extreme_points, sample_training_clicks, snap_to_mask,
+    corrective_click, drop_to_three_points, extreme_points, iou, jitter_points, noisy_extreme_points, sample_training_clicks,
 )
 
-__all__ = ["RefineConfig", "jitter_points", "train_refiner", "validate", "validate_three"]
+#: A cached crop's points were mapped from the image and its target resized, so an exact
+#: point may sit a pixel or two off the resized object: its snap may reach this much further.
+CACHED_POINT_SLACK = 4.0
+
+__all__ = ["RefineConfig", "train_refiner", "validate", "validate_three"]
 
 
 @dataclass
@@ -240,22 +244,6 @@ def _click_rounds(net, image, guidance, encoder, targets, ignores, extreme, posi
     return guidance
 
 
-def jitter_points(mask: np.ndarray, points: np.ndarray, rng, max_noise: float) -> np.ndarray:
-    """``points`` (n, 2) with U[-max_noise, max_noise] on x and y, each snapped to an object pixel of ``mask``.
-
-    A cached crop's points were mapped from the image and the target resized, so an exact
-    point may sit a pixel or two off the resized object: the snap may reach 4 px further,
-    and a point with no object pixel even then stays where the noise put it."""
-    noisy = points + rng.uniform(-max_noise, max_noise, size=points.shape)
-    out = []
-    for p, e in zip(noisy, points):
-        try:
-            out.append(snap_to_mask(mask, p, float(np.hypot(*(p - e))) + 4.0))
-        except ValueError:
-            out.append(p)
-    return np.stack(out)
-
-
 def _masks(cache: FeatureCache, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cache.target[rows] > 0, cache.valid[rows] > 0
 
@@ -268,7 +256,7 @@ def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, 
     for row, t in zip(rows, target):
         kept = cache.crop_points(row)
         if kept is not None:  # a three-point crop: its own three points, with the same noise
-            points = jitter_points(t, kept, rng, config.point_noise)
+            points = jitter_points(t, kept, rng, config.point_noise, slack=CACHED_POINT_SLACK)
         else:
             points = noisy_extreme_points(t, rng, config.point_noise)
             if rng.random() < config.three_point_probability:

@@ -76,6 +76,30 @@ def snap_to_mask(mask: np.ndarray, point: np.ndarray, radius: float) -> np.ndarr
     return np.array([xs[best] + x0, ys[best] + y0], dtype=np.float64)
 
 
+def jitter_points(
+    mask: np.ndarray, points: np.ndarray, rng: np.random.Generator, max_noise: float, slack: float = 1.0
+) -> np.ndarray:
+    """``points`` (n, 2) (x, y) with U[-max_noise, max_noise] on x and y, each snapped to an object pixel.
+
+    A perturbed point moves to the nearest object pixel no farther than its displacement
+    plus ``slack`` px (an exact extreme point is an object pixel, so one always exists
+    for it; a point mapped onto a resized mask may sit a pixel or two off it); a point
+    with no object pixel within reach stays where the noise put it. (n, 2) float64.
+    """
+    if max_noise < 0:
+        raise ValueError(f"max_noise must be >= 0, got {max_noise}")
+    mask = _as_bool_mask(mask)
+    points = np.asarray(points, dtype=np.float64)
+    noisy = points + rng.uniform(-max_noise, max_noise, size=points.shape)
+    out = []
+    for moved, start in zip(noisy, points):
+        try:
+            out.append(snap_to_mask(mask, moved, float(np.hypot(*(moved - start))) + slack))
+        except ValueError:
+            out.append(moved)
+    return np.stack(out)
+
+
 def noisy_extreme_points(
     mask: np.ndarray, rng: np.random.Generator, max_noise: float = EXTREME_POINT_NOISE
 ) -> np.ndarray:
@@ -84,12 +108,7 @@ def noisy_extreme_points(
     Each perturbed point moves to the nearest object pixel (which lies no farther than
     the perturbation itself, since the exact point is an object pixel). (4, 2) float64.
     """
-    if max_noise < 0:
-        raise ValueError(f"max_noise must be >= 0, got {max_noise}")
-    mask = _as_bool_mask(mask)
-    exact = extreme_points(mask)
-    noisy = exact + rng.uniform(-max_noise, max_noise, size=exact.shape)
-    return np.stack([snap_to_mask(mask, p, float(np.hypot(*(p - e))) + 1.0) for p, e in zip(noisy, exact)])
+    return jitter_points(mask, extreme_points(_as_bool_mask(mask)), rng, max_noise)
 
 
 def point_to_drop(points: np.ndarray, rng: np.random.Generator | None = None) -> int:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fairs_sdk.training.feature_cache import FeatureCache
-from fairs_sdk.training.refine_train import RefineConfig, jitter_points, selection_score, train_refiner
+from fairs_sdk.training.refine_train import RefineConfig, selection_score, train_refiner
 
 
 def tiny_config(tmp_path, weights, horses_root, **changes) -> RefineConfig:
@@ -100,15 +100,6 @@ def test_three_point_crops_train_on_their_own_points_and_validate(tmp_path, fake
     assert all(three.crop_points(row).shape == (3, 2) for row in range(len(three))), "a three-point crop keeps 3 points"
     val = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()][-1]["val"]
     assert 0.0 <= val.get("3pts_crop", -1.0) <= 100.0, f"validation must score the three-point crops: {sorted(val)}"
-
-
-def test_jitter_points_stays_on_the_object():
-    mask = np.zeros((40, 40), bool)
-    mask[10:30, 12:25] = True
-    points = np.array([[12.0, 20.0], [24.0, 15.0], [18.0, 29.0]])
-    jittered = jitter_points(mask, points, np.random.default_rng(0), 6.0)
-    assert all(mask[int(y), int(x)] for x, y in jittered), f"jittered points left the object: {jittered}"
-    assert np.abs(jittered - points).max() <= 6.0 + 4.0, "jitter moved a point further than noise + snap"
 
 
 def test_selection_counts_three_point_crops_when_validated():

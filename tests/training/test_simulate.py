@@ -11,6 +11,7 @@ from fairs_sdk.training.simulate import (
     drop_to_three_points,
     extreme_points,
     iou,
+    jitter_points,
     noisy_extreme_points,
     sample_training_clicks,
 )
@@ -119,3 +120,28 @@ def test_iou_ignores_marked_pixels() -> None:
     ignore = np.zeros_like(gt)
     ignore[0:5, 0:5] = True
     assert iou(prediction, gt, ignore) == 1.0, "pixels marked ignore must not count"
+
+
+def test_jitter_points_stays_on_the_object():
+    mask = np.zeros((40, 40), bool)
+    mask[10:30, 12:25] = True
+    points = np.array([[12.0, 20.0], [24.0, 15.0], [18.0, 29.0]])
+    jittered = jitter_points(mask, points, np.random.default_rng(0), 6.0, slack=4.0)
+    assert all(mask[int(y), int(x)] for x, y in jittered), f"jittered points left the object: {jittered}"
+    assert np.abs(jittered - points).max() <= 6.0 + 4.0, "jitter moved a point further than noise + snap"
+
+
+def test_jitter_points_leaves_a_point_with_no_object_in_reach():
+    mask = np.zeros((40, 40), bool)
+    mask[0:3, 0:3] = True
+    far = np.array([[35.0, 35.0]])
+    jittered = jitter_points(mask, far, np.random.default_rng(1), 2.0)
+    assert np.abs(jittered - far).max() <= 2.0, f"a point with no object pixel in reach moved by more than its noise: {jittered}"
+
+
+def test_noisy_extreme_points_are_jittered_extreme_points():
+    mask = np.zeros((40, 40), bool)
+    mask[5:30, 8:33] = True
+    noisy = noisy_extreme_points(mask, np.random.default_rng(3), 5.0)
+    same = jitter_points(mask, extreme_points(mask), np.random.default_rng(3), 5.0)
+    assert np.array_equal(noisy, same), f"noisy_extreme_points {noisy} differs from jitter_points of the extreme points {same}"
