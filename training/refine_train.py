@@ -303,6 +303,19 @@ def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tenso
     return (1 - inter / union).mean()
 
 
+def _eval_batches(net, cache: FeatureCache, batch: int):
+    """(rows, image inputs, target, ignore) for each ``batch`` cached crops in order, ``net`` in eval mode meanwhile."""
+    was_training = net.training
+    net.eval()
+    try:
+        for start in range(0, len(cache), batch):
+            rows = np.arange(start, min(start + batch, len(cache)))
+            target, valid = _masks(cache, rows)
+            yield rows, net.inputs(cache, rows), target, ~valid
+    finally:
+        net.train(was_training)
+
+
 @torch.no_grad()
 def validate(net, cache: FeatureCache, encoder: InputEncoder, clicks: int = 3, batch: int = 8) -> dict[str, float]:
     """Canvas-level mIoU of the cached crops: 3 points, 4 points, then ``clicks`` SPEC 4 clicks.
@@ -310,17 +323,11 @@ def validate(net, cache: FeatureCache, encoder: InputEncoder, clicks: int = 3, b
     Also U2-Netp's own map cut to the points' box (the baseline; decoder caches only). A
     quick proxy of the full-image evaluation, on crops made from exact extreme points.
     """
-    was_training = net.training
-    net.eval()
     scores: dict[str, list[float]] = {"3pts": [], "4pts": []}
     scores.update({f"+{k}": [] for k in range(1, clicks + 1)})
     if cache.saliency is not None:
         scores["u2netp_box"] = []
-    for start in range(0, len(cache), batch):
-        rows = np.arange(start, min(start + batch, len(cache)))
-        image = net.inputs(cache, rows)
-        target, valid = _masks(cache, rows)
-        ignore = ~valid
+    for rows, image, target, ignore in _eval_batches(net, cache, batch):
         extreme = [extreme_points(t) for t in target]
         if cache.saliency is not None:
             for i, t in enumerate(target):
@@ -347,27 +354,20 @@ def validate(net, cache: FeatureCache, encoder: InputEncoder, clicks: int = 3, b
                     continue
                 (positive if click[1] else negative)[i].append(click[0])
                 guidance[i] = _points_planes(encoder, extreme[i], positive[i], negative[i])
-    net.train(was_training)
     return {k: 100.0 * float(np.mean(v)) for k, v in scores.items()}
 
 
 @torch.no_grad()
 def validate_three(net, cache: FeatureCache, encoder: InputEncoder, batch: int = 8) -> float:
     """Canvas-level mIoU of three-point crops from their own exact points (the runtime's 3-point case)."""
-    was_training = net.training
-    net.eval()
     scores = []
-    for start in range(0, len(cache), batch):
-        rows = np.arange(start, min(start + batch, len(cache)))
-        image = net.inputs(cache, rows)
-        target, valid = _masks(cache, rows)
+    for rows, image, target, ignore in _eval_batches(net, cache, batch):
         planes = []
         for row, t in zip(rows, target):
             kept = cache.crop_points(row)
             planes.append(_points_planes(encoder, kept if kept is not None else drop_to_three_points(extreme_points(t)), [], []))
         pred = (net(image, torch.stack(planes))[0][:, 0] > 0).numpy()
-        scores += [iou(p, t, ~g) for p, t, g in zip(pred, target, valid)]
-    net.train(was_training)
+        scores += [iou(p, t, g) for p, t, g in zip(pred, target, ignore)]
     return 100.0 * float(np.mean(scores))
 
 

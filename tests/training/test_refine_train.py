@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from fairs_sdk.training.feature_cache import FeatureCache
-from fairs_sdk.training.refine_train import RefineConfig, selection_score, train_refiner
+from fairs_sdk.training.guidance import make_encoder
+from fairs_sdk.training.refine_train import RefineConfig, build_trainee, selection_score, train_refiner, validate, validate_three
 
 
 def tiny_config(tmp_path, weights, horses_root, **changes) -> RefineConfig:
@@ -49,6 +50,21 @@ def test_decoder_training_writes_cache_checkpoint_and_validation(tmp_path, fake_
     val = lines[-1]["val"]
     assert {"3pts", "4pts", "+1", "+3", "u2netp_box"} <= set(val), f"validation keys: {sorted(val)}"
     assert all(0.0 <= v <= 100.0 for v in val.values())
+
+
+def test_validation_leaves_the_net_in_training_mode_and_repeats(tmp_path, fake_u2netp, horses_root):
+    config = tiny_config(tmp_path, fake_u2netp[0], horses_root, steps=1)
+    train_refiner(config, progress=False)  # builds the cache
+    cache = FeatureCache.load([tmp_path / "cache" / "horses"])
+    net = build_trainee(config)
+    net.train()
+    encoder = make_encoder(config.spec, config.guidance, sfg_threads=1)
+    first = validate(net, cache, encoder, clicks=1, batch=2)
+    three = validate_three(net, cache, encoder, batch=2)
+    assert net.training, "validation left the network in eval mode"
+    again = validate(net, cache, encoder, clicks=1, batch=3)
+    assert again == pytest.approx(first, abs=0.5), f"validation depends on its batch size: {again} against {first}"
+    assert 0.0 <= three <= 100.0, f"three-point validation out of range: {three}"
 
 
 def test_resume_goes_on_from_the_checkpoint(tmp_path, fake_u2netp, horses_root):
