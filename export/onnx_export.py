@@ -181,14 +181,15 @@ def export_onnx(
     return output
 
 
-def onnxruntime_session(path: str | Path, threads: int | None = None):
-    """A CPU :class:`onnxruntime.InferenceSession` for ``path`` (``threads`` intra-op threads, None: ORT's default)."""
+def onnxruntime_session(model: str | Path | bytes, threads: int | None = None):
+    """A CPU :class:`onnxruntime.InferenceSession` for ``model`` (a path, or the serialised
+    model's bytes), ``threads`` intra-op threads (None: ORT's default)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"])
 
 
 def run_onnx(session, inputs: np.ndarray, batch: int | None = None) -> np.ndarray:

@@ -88,16 +88,11 @@ class U2NetpCropPredictor:
     SIZE = 320
 
     def __init__(self, weights: str, margin: int = 30, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        from fairs_sdk.export.onnx_export import onnxruntime_session
 
         from .u2netp import read_u2netp_onnx_bytes
 
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            read_u2netp_onnx_bytes(weights), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnxruntime_session(read_u2netp_onnx_bytes(weights), threads=threads)
         self.input_name = self.session.get_inputs()[0].name
         self.margin = margin
         self.spec = InputSpec()  # threshold 0.5

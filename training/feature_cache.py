@@ -32,22 +32,12 @@ from fairs_sdk.encoder import InputEncoder
 
 from .simulate import extreme_points, point_to_drop
 
-__all__ = ["FeatureCache", "build_cache", "encoder_session", "JITTER_NOISE", "JITTER_RELAX"]
+__all__ = ["FeatureCache", "build_cache", "JITTER_NOISE", "JITTER_RELAX"]
 
 #: Jittered crops (``build_cache(crop_jitter=True)``): points moved by up to this many image px
 #: before the box is made, and the relax multiplied by a factor drawn from this range.
 JITTER_NOISE = 8.0
 JITTER_RELAX = (0.5, 2.5)
-
-
-def encoder_session(path: str | Path, threads: int | None = None):
-    """ONNX Runtime session of an exported image encoder (input ``rgb``; outputs ``features``, ``saliency``)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def build_cache(

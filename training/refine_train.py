@@ -144,9 +144,10 @@ def prepare_caches(config: RefineConfig, progress: bool = True) -> tuple[list[Pa
     """Export the frozen image encoder (once) and encode every crop of the config's sources (resumable).
 
     Returns the train folders and [val folder] (+ the three-point val folder when configured)."""
+    from fairs_sdk.export.onnx_export import onnxruntime_session
     from fairs_sdk.export.two_part import export_image_encoder
 
-    from .feature_cache import build_cache, encoder_session
+    from .feature_cache import build_cache
     from .sources import build_source
 
     session = None
@@ -155,7 +156,7 @@ def prepare_caches(config: RefineConfig, progress: bool = True) -> tuple[list[Pa
         path = encoder_path(config)
         if not path.exists():
             export_image_encoder(config.u2netp_weights, config.spec, path)
-        session = encoder_session(path, threads=config.threads)
+        session = onnxruntime_session(path, threads=config.threads)
     else:
         root = root / "pixels"  # crops only: the end-to-end model runs its encoder every step
     folders = []
