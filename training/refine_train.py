@@ -86,7 +86,6 @@ class RefineConfig:
     click_branch: bool = False
     click_locality: bool = False  # the click branch's reach is a learned mixture of windows around the clicks
     click_local_strength: float = 0.0  # the click branch's own-Gaussian weights start at +this (positive) / -this (negative)
-    click_fine: bool = False  # the click branch also corrects at stride 4 from the encoder features
     val_three: CacheSource | None = None  # three-point crops of the validation objects: adds "3pts_crop" to each validation
     init_from: str | None = None  # a refine checkpoint whose decoder weights start this run (missing modules keep their init)
     train_only: str | None = None  # e.g. "click_branch": every other parameter stays frozen
@@ -220,7 +219,6 @@ def build_trainee(config: RefineConfig) -> nn.Module:
             feature_dropout=config.feature_dropout, fine_context=config.fine_context,
             click_branch=config.click_branch, click_locality=config.click_locality,
             click_local_init=click_local_weights(spec, config.click_local_strength) if config.click_branch else None,
-            click_fine=config.click_fine,
         ))
     from .u2netp import load_u2netp_onnx
 

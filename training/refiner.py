@@ -105,7 +105,7 @@ class ClickBranch(nn.Module):
 
     def __init__(
         self, width: int, clicks: int, branch_width: int = 32, locality: bool = False,
-        local_init: tuple[float, ...] | None = None, fine_features: int = 0,
+        local_init: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__()
         self.clicks = clicks
@@ -122,42 +122,18 @@ class ClickBranch(nn.Module):
         if local_init is not None and len(local_init) != clicks:
             raise ValueError(f"local_init needs one weight per click map ({clicks}), got {local_init}")
         self.local = nn.Parameter(torch.tensor(local_init, dtype=torch.float32) if local_init else torch.zeros(clicks))
-        # fine_features: a stride-4 correction from the encoder's stride-4 features, the click
-        # maps and the current logits, so a click can move a boundary by less than a stride-8 cell.
-        self.fine = None
-        if fine_features:
-            self.fine = nn.Sequential(
-                nn.Conv2d(fine_features + 2 * clicks + 1, branch_width, 1), nn.ReLU(inplace=True),
-                _Residual(branch_width, 1), _Residual(branch_width, 2),
-                nn.Conv2d(branch_width, 1, 3, padding=1),
-            )
-        for last in (self.out, self.fine[-1] if self.fine is not None else None):
-            if last is not None:
-                nn.init.zeros_(last.weight)
-                nn.init.zeros_(last.bias)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
-    def forward(
-        self, h: torch.Tensor, logits: torch.Tensor, click_maps: torch.Tensor, similarity: torch.Tensor,
-        features: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """h (N, W, S/8, S/8); logits, click_maps (N, k, S, S); similarity (N, k, S/8, S/8);
-        features (N, F, S/4, S/4), read only with ``fine_features`` -> (N, 1, S, S)."""
+    def forward(self, h: torch.Tensor, logits: torch.Tensor, click_maps: torch.Tensor, similarity: torch.Tensor) -> torch.Tensor:
+        """h (N, W, S/8, S/8); logits, click_maps (N, k, S, S); similarity (N, k, S/8, S/8) -> (N, 1, S, S)."""
         # h is at stride 8 (the canvas side is a multiple of 8): fixed kernels, which ONNX exports
         x = torch.cat([h, similarity, F.max_pool2d(click_maps, 8), F.avg_pool2d(click_maps, 8),
                        F.avg_pool2d(logits, 8) / 7.0], 1)
         coarse = self.out(self.trunk(self.reduce(x)))
-        window = self.window(click_maps) if self.window_logits is not None else None
-        if window is not None:
-            coarse = coarse * window
+        if self.window_logits is not None:
+            coarse = coarse * self.window(click_maps)
         correction = F.interpolate(coarse, size=logits.shape[2:], mode="bilinear", align_corners=False)
-        if self.fine is not None:
-            if features is None:
-                raise ValueError("this click branch has a fine (stride-4) path: pass the encoder features")
-            fine = self.fine(torch.cat([features, F.max_pool2d(click_maps, 4), F.avg_pool2d(click_maps, 4),
-                                        F.avg_pool2d(logits, 4) / 7.0], 1))
-            if window is not None:
-                fine = fine * F.interpolate(window, size=fine.shape[2:], mode="nearest")
-            correction = correction + F.interpolate(fine, size=logits.shape[2:], mode="bilinear", align_corners=False)
         correction = correction + (click_maps * self.local.view(1, -1, 1, 1)).sum(1, keepdim=True)
         any_click = (click_maps.amax(dim=(1, 2, 3), keepdim=True) > 0.5).to(logits.dtype)
         return correction * any_click
@@ -191,7 +167,6 @@ class RefineDecoder(nn.Module):
             mixture of windows around the clicks (:meth:`ClickBranch.window`).
         click_local_init: the click branch's starting weight of each click map's own Gaussian
             (:func:`click_local_weights` makes them from the model's channel names).
-        click_fine: the click branch also corrects at stride 4 from the encoder's features.
 
     ``guidance`` is (N, G, S, S) float32 in [0, 1]: the declared planes in order, the
     SFG (if declared) first. The output is U2-Netp's normalised saliency logit plus a
@@ -212,7 +187,6 @@ class RefineDecoder(nn.Module):
         click_branch: bool = False,
         click_locality: bool = False,
         click_local_init: tuple[float, ...] | None = None,
-        click_fine: bool = False,
     ) -> None:
         super().__init__()
         self.guidance_channels = guidance_channels
@@ -244,9 +218,7 @@ class RefineDecoder(nn.Module):
             if not self.click_planes:
                 raise ValueError("click_branch needs click_planes (click similarity)")
             self.click_branch = ClickBranch(width, len(self.click_planes), locality=click_locality,
-                                            local_init=click_local_init, fine_features=FEATURE_CHANNELS if click_fine else 0)
-        elif click_fine:
-            raise ValueError("click_fine is part of the click branch: set click_branch too")
+                                            local_init=click_local_init)
         for last in (self.coarse, self.fine[-1]):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
@@ -285,7 +257,7 @@ class RefineDecoder(nn.Module):
         out = base + F.interpolate(coarse + fine, size=base.shape[2:], mode="bilinear", align_corners=False)
         if self.click_branch is not None:
             click_maps = torch.cat([guidance[:, i : i + 1] for i in self.click_planes], 1)
-            out = out + self.click_branch(h, out, click_maps, torch.cat(similarity, 1), features)
+            out = out + self.click_branch(h, out, click_maps, torch.cat(similarity, 1))
         return out
 
 
@@ -311,7 +283,7 @@ class FairsU2(nn.Module):
 
     def __init__(
         self, spec: InputSpec, width: int = 48, attention: bool = True, click_similarity: bool = False,
-        fine_context: bool = False, click_branch: bool = False, click_locality: bool = False, click_fine: bool = False,
+        fine_context: bool = False, click_branch: bool = False, click_locality: bool = False,
     ) -> None:
         super().__init__()
         if tuple(spec.input_channels[:2]) != ("rgb", "sfg"):
@@ -321,7 +293,7 @@ class FairsU2(nn.Module):
         self.decoder = RefineDecoder(
             spec.channel_count - 3, width=width, attention=attention,
             click_planes=click_plane_indices(spec) if click_similarity else (), fine_context=fine_context,
-            click_branch=click_branch, click_locality=click_locality, click_fine=click_fine,
+            click_branch=click_branch, click_locality=click_locality,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -144,11 +144,10 @@ def test_bundle_command_refuses_an_end_to_end_checkpoint(tmp_path, trained_decod
     assert "needs design 'decoder'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("locality, fine", [(False, False), (True, False), (True, True)],
-                         ids=["branch", "branch_with_locality_windows", "branch_with_fine_path"])
-def test_decoder_with_click_similarity_and_branch_exports_with_parity(tmp_path, locality, fine):
+@pytest.mark.parametrize("locality", [False, True], ids=["branch", "branch_with_locality_windows"])
+def test_decoder_with_click_similarity_and_branch_exports_with_parity(tmp_path, locality):
     torch.manual_seed(1)
-    decoder = RefineDecoder(3, width=16, click_planes=(1, 2), click_branch=True, click_locality=locality, click_fine=fine)
+    decoder = RefineDecoder(3, width=16, click_planes=(1, 2), click_branch=True, click_locality=locality)
     for p in decoder.parameters():
         torch.nn.init.normal_(p, 0.0, 0.05)
     path, parity = export_decoder(decoder, SPEC, tmp_path / "decoder.onnx")

@@ -122,32 +122,3 @@ def test_click_branch_starts_from_the_local_weights_it_is_given():
     assert change[0, 0, 32, 32] < -5.0, f"a negative click must lower its own pixel's logit by ~6, got {change[0, 0, 32, 32]:.2f}"
     with pytest.raises(ValueError, match="one weight per click map"):
         RefineDecoder(3, click_planes=(1, 2), click_branch=True, click_local_init=(6.0,))
-
-
-def test_click_fine_path_changes_nothing_without_clicks_and_stays_near_clicks():
-    torch.manual_seed(0)
-    decoder = RefineDecoder(3, click_planes=(1, 2), click_branch=True, click_locality=True, click_fine=True).eval()
-    for p in decoder.click_branch.fine.parameters():
-        torch.nn.init.normal_(p, 0.0, 0.5)
-    with torch.no_grad():
-        decoder.click_branch.window_logits.copy_(torch.tensor([0.0, 0.0, 0.0, -30.0]))  # windows only
-    features, saliency = torch.rand(1, 128, 32, 32), torch.randn(1, 1, 128, 128)
-    guidance = torch.zeros(1, 3, 128, 128)
-    guidance[0, 0] = torch.rand(128, 128)
-    clicked = guidance.clone()
-    clicked[0, 1, 8:12, 8:12] = 1.0
-    with torch.no_grad():
-        branch = decoder.click_branch
-        decoder.click_branch = None
-        plain, plain_clicked = decoder(features, saliency, guidance), decoder(features, saliency, clicked)
-        decoder.click_branch = branch
-        no_click = decoder(features, saliency, guidance)
-        change = (decoder(features, saliency, clicked) - plain_clicked).abs()[0, 0]
-    assert torch.equal(no_click, plain), "the fine click path must be exactly zero without clicks"
-    assert change[:24, :24].max() > 1e-3, "the fine click path must act near the click"
-    assert change[80:, 80:].max() < 1e-6, "with windows only, the fine click path must not reach 70 px away"
-
-
-def test_click_fine_needs_the_click_branch():
-    with pytest.raises(ValueError, match="click_fine"):
-        RefineDecoder(3, click_planes=(1, 2), click_fine=True)
