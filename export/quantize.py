@@ -227,9 +227,19 @@ def _remove_cast_round_trips(graph: onnx.GraphProto) -> int:
     return len(rename)
 
 
+#: Metadata entries of a two-part model's combined file that a converted copy must not keep.
+_PART_ENTRIES = ("parts", "part_sha256")
+
+
 def _with_precision(model: onnx.ModelProto, precision: str, source: onnx.ModelProto, **extra) -> onnx.ModelProto:
+    """``model`` with ``source``'s metadata at ``precision``, plus ``extra``.
+
+    A two-part model's combined file names its fp32 parts; the converted copy does not,
+    so the runtime runs it whole rather than loading the fp32 parts beside it.
+    """
     meta = read_metadata(source)
-    set_metadata(model, replace(meta, precision=precision, extra={**meta.extra, **extra}))
+    kept = {k: v for k, v in meta.extra.items() if k not in _PART_ENTRIES}
+    set_metadata(model, replace(meta, precision=precision, extra={**kept, **extra}))
     return model
 
 

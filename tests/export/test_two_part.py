@@ -95,6 +95,17 @@ def test_bundle_parts_together_equal_the_combined_file(bundle):
     assert np.abs(parts - whole).max() <= 1e-5, f"encoder + decoder differ from the combined graph by {np.abs(parts - whole).max():.2e}"
 
 
+def test_a_converted_combined_file_runs_whole_not_on_the_fp32_parts(bundle, tmp_path):
+    """fp16 / int8 copies of a bundle's combined file, written beside its fp32 parts, must not load those parts."""
+    from fairs_sdk import Segmenter
+    from fairs_sdk.export.quantize import convert_fp16
+
+    half = convert_fp16(bundle.combined, bundle.combined.with_name("u2_fp16.onnx"))
+    meta = read_metadata(half)
+    assert meta.parts is None and "part_sha256" not in meta.extra, f"the fp16 copy still names the fp32 parts: {meta.extra}"
+    assert not Segmenter(half, warmup=False).two_part, "the fp16 copy ran on the fp32 parts beside it"
+
+
 def test_bundle_stem_must_be_a_file_name(tmp_path, fake_u2netp, trained_decoder):
     from fairs_sdk.export.two_part import export_bundle
 
