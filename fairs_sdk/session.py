@@ -33,12 +33,12 @@ when it is added; the threshold is checked by
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from fairs_sdk.encoder import Encoded
+from fairs_sdk.lru import LRUCache
 from fairs_sdk.result import Result
 from fairs_sdk.validation import MAX_POINTS, InputError, Points, check_click, check_image, check_points
 
@@ -102,8 +102,8 @@ class InteractiveSession:
         self._extreme = check_points(extreme_points, "extreme_points", rgb.shape, min_count=2, distinct=True)
         self._threshold = threshold  # checked by Segmenter.postprocess, first in the line below
         self._clicks: list[Click] = []
-        #: Image-encoder outputs by crop box, least recently used first (two-part models).
-        self._embeddings: OrderedDict[tuple[int, int, int, int], "ImageEmbedding"] = OrderedDict()
+        #: Image-encoder outputs by crop box, the last EMBEDDING_CACHE used (two-part models).
+        self._embeddings: LRUCache[tuple[int, int, int, int], "ImageEmbedding"] = LRUCache(EMBEDDING_CACHE)
         self._result, output = self._compute([])
         #: One entry per state (0 clicks, 1 click, ...): its canvas output, or None once past UNDO_CACHE.
         self._outputs: list[_Output | None] = [output]
@@ -146,10 +146,7 @@ class InteractiveSession:
         embedding = self._embeddings.get(encoded.box)
         if embedding is None:
             embedding = self._segmenter.embed(encoded)
-            self._embeddings[encoded.box] = embedding
-            while len(self._embeddings) > EMBEDDING_CACHE:
-                self._embeddings.popitem(last=False)
-        self._embeddings.move_to_end(encoded.box)
+            self._embeddings.put(encoded.box, embedding)
         return embedding
 
     def _compute(self, clicks: list[Click]) -> tuple[Result, _Output]:

@@ -13,9 +13,9 @@ A model without parts runs :meth:`~fairs_sdk.Segmenter.segment` on every request
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from fairs_sdk.lru import LRUCache
 from fairs_sdk.result import Result
 from fairs_sdk.serve.images import ImageStore, StoredImage
 from fairs_sdk.serve.limits import Limits
@@ -45,7 +45,9 @@ class Service:
         self.limits = limits or Limits()
         self.images = ImageStore(self.limits.cache_images, self.limits.cache_bytes, self.limits.max_image_pixels)
         self.encoder_runs = 0
-        self._embeddings: OrderedDict[tuple[str, tuple[int, int, int, int]], "ImageEmbedding"] = OrderedDict()
+        self._embeddings: LRUCache[tuple[str, tuple[int, int, int, int]], "ImageEmbedding"] = LRUCache(
+            self.limits.cache_embeddings
+        )
         self._lock = threading.Lock()
 
     def segment(
@@ -64,16 +66,11 @@ class Service:
             return seg.segment(image.rgb, extreme_points, positive_clicks, negative_clicks, threshold=threshold)
         prepared = seg.prepare(image.rgb, extreme_points, positive_clicks, negative_clicks)
         key = (image.image_id, prepared.box)
-        with self._lock:
-            embedding = self._embeddings.get(key)
-            if embedding is not None:
-                self._embeddings.move_to_end(key)
+        embedding = self._embeddings.get(key)
         if embedding is None:
-            embedding = seg.embed(prepared)  # outside the lock: the encoder takes a while
+            embedding = seg.embed(prepared)  # no lock held: the encoder takes a while
+            self._embeddings.put(key, embedding)
             with self._lock:
                 self.encoder_runs += 1
-                self._embeddings[key] = embedding
-                while len(self._embeddings) > self.limits.cache_embeddings:
-                    self._embeddings.popitem(last=False)
         (result,) = seg.predict([prepared], threshold, embedding=embedding)
         return result
