@@ -238,7 +238,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
                 "negative_clicks": _points_list(obj.get("negative_clicks", ())),
                 "rle": res.to_rle(),
                 "crop_box": list(res.box),
-                "bbox": list(res.bbox()) if res.bbox() is not None else None,
+                "bbox": None if (bbox := res.bbox()) is None else list(bbox),
                 "area": res.area,
             }
             for obj, res in zip(objects, results)
