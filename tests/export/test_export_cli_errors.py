@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +14,13 @@ from fairs_sdk.config import InputSpec
 from fairs_sdk.export import cli
 from fairs_sdk.model_format import INPUT_NAME, OUTPUT_NAME, ModelMetadata
 
+from cli_helpers import exit_status
+
 SPEC = InputSpec(input_size=64)
 
 
-def main(argv: list[str]) -> int:
-    """``fairs-export`` in-process: its exit status, whether returned or raised by argparse (``SystemExit``)."""
-    try:
-        return cli.main(argv)
-    except SystemExit as exit:
-        return exit.code
+#: ``fairs-export`` in-process: its exit status, whether returned or raised by argparse.
+main = partial(exit_status, cli.main)
 
 
 def scale_model(path: Path, external: bool = False) -> Path:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 import pytest
 
 from fairs_sdk import cli
 
+from cli_helpers import exit_status
+
 POINTS = ["20,30", "60,30", "40,10", "40,50"]
 
 
-def main(argv: list[str]) -> int:
-    """``fairs`` in-process: its exit status, whether returned or raised by argparse (``SystemExit``)."""
-    try:
-        return cli.main(argv)
-    except SystemExit as exit:
-        return exit.code
+#: ``fairs`` in-process: its exit status, whether returned or raised by argparse.
+main = partial(exit_status, cli.main)
 
 
 @pytest.fixture

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from fairs_sdk.training import cli
 
+from cli_helpers import exit_status
+
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
 
 
-def main(argv: list[str]) -> int:
-    """``fairs-train`` in-process: its exit status, whether returned or raised by argparse (``SystemExit``)."""
-    try:
-        return cli.main(argv)
-    except SystemExit as exit:
-        return exit.code
+#: ``fairs-train`` in-process: its exit status, whether returned or raised by argparse.
+main = partial(exit_status, cli.main)
 
 
 @pytest.fixture
