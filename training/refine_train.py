@@ -88,7 +88,7 @@ class RefineConfig:
     click_local_strength: float = 0.0  # the click branch's own-Gaussian weights start at +this (positive) / -this (negative)
     val_three: CacheSource | None = None  # three-point crops of the validation objects: adds "3pts_crop" to each validation
     init_from: str | None = None  # a refine checkpoint whose decoder weights start this run (missing modules keep their init)
-    train_only: str | None = None  # e.g. "click_branch": every other parameter stays frozen
+    train_only: str | list[str] | None = None  # e.g. "click_branch" or ["click_branch", "fine"]: the rest stays frozen
     feature_dropout: float = 0.0
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (decay per step)
     steps: int = 4000
@@ -404,12 +404,14 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
             raise ValueError(f"init_from {config.init_from} has weights this model lacks: {unexpected[:5]}")
     parameters = list(trained.parameters())
     if config.train_only:
-        prefix = config.train_only + "."
-        parameters = [p for n, p in trained.named_parameters() if n.startswith(prefix)]
-        if not parameters:
-            raise ValueError(f"train_only {config.train_only!r} names no parameters")
+        names = [config.train_only] if isinstance(config.train_only, str) else config.train_only
+        prefixes = tuple(name + "." for name in names)
+        for name, prefix in zip(names, prefixes):
+            if not any(n.startswith(prefix) for n, _ in trained.named_parameters()):
+                raise ValueError(f"train_only {name!r} names no parameters")
+        parameters = [p for n, p in trained.named_parameters() if n.startswith(prefixes)]
         for n, p in trained.named_parameters():
-            p.requires_grad_(n.startswith(prefix))
+            p.requires_grad_(n.startswith(prefixes))
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     step = 0
     if resumed is not None:

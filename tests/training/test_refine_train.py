@@ -122,3 +122,20 @@ def test_selection_counts_three_point_crops_when_validated():
     val = {"4pts": 80.0, "+1": 82.0, "3pts": 70.0}
     assert selection_score(val) == pytest.approx(81.0), "3pts (in-crop drop) is not part of the selection"
     assert selection_score({**val, "3pts_crop": 60.0}) == pytest.approx(74.0)
+
+
+def test_train_only_takes_several_parts(tmp_path, fake_u2netp, horses_root):
+    first = tiny_config(tmp_path, fake_u2netp[0], horses_root, click_similarity=True, steps=2)
+    train_refiner(first, progress=False)
+    start = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
+    second = tiny_config(
+        tmp_path, fake_u2netp[0], horses_root, click_similarity=True, click_branch=True, steps=2,
+        init_from=str(tmp_path / "run" / "last.pt"), train_only=["click_branch", "fine"], output_dir=str(tmp_path / "two"),
+        click_probability=1.0,
+    )
+    after = torch.load(train_refiner(second, progress=False) / "last.pt", weights_only=True)["model"]
+    moved = {name.split(".")[0] for name, value in start.items() if not torch.equal(after[name], value)}
+    assert moved == {"fine"}, f"parts moved besides the click branch: {sorted(moved)}, want only 'fine'"
+    with pytest.raises(ValueError, match="names no parameters"):
+        train_refiner(tiny_config(tmp_path, fake_u2netp[0], horses_root, train_only=["fine", "nothing"],
+                                  output_dir=str(tmp_path / "bad")), progress=False)
