@@ -181,14 +181,17 @@ def export_onnx(
     return output
 
 
-def onnxruntime_session(model: str | Path | bytes, threads: int | None = None):
+def onnxruntime_session(model: str | Path | bytes, threads: int | None = None, optimize: bool = True):
     """A CPU :class:`onnxruntime.InferenceSession` for ``model`` (a path, or the serialised
-    model's bytes), ``threads`` intra-op threads (None: ORT's default)."""
+    model's bytes), ``threads`` intra-op threads (None: ORT's default); ``optimize=False``
+    turns ORT's graph optimisations off, so every node's output stays as the graph names it."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"])
 
 

@@ -40,7 +40,7 @@ import onnx
 from fairs_sdk.config import InputSpec
 from fairs_sdk.model_format import INPUT_NAME, check_input_types
 
-from .onnx_export import read_metadata, set_metadata
+from .onnx_export import onnxruntime_session, read_metadata, set_metadata
 from .samples import check_inputs
 
 __all__ = ["attention_nodes", "cancelling_convs", "check_source", "load_source", "convert_fp16", "CropCalibrationReader", "quantize_int8"]
@@ -73,16 +73,12 @@ def attention_nodes(model: onnx.ModelProto) -> list[str]:
 
 def _conv_output_ranges(model: onnx.ModelProto, inputs: np.ndarray) -> dict[str, np.ndarray]:
     """{Conv node name: (C,) float64 per-channel max - min of its output over ``inputs``}, one crop at a time."""
-    import onnxruntime as ort
-
     convs = {n.output[0]: n.name for n in model.graph.node if n.op_type == "Conv"}
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     known = {o.name for o in probe.graph.output}
     probe.graph.output.extend(onnx.ValueInfoProto(name=t) for t in convs if t not in known)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every Conv output
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = onnxruntime_session(probe.SerializeToString(), optimize=False)  # keeps every Conv output
     names = [o.name for o in session.get_outputs()]
     low: dict[str, np.ndarray] = {}
     high: dict[str, np.ndarray] = {}
@@ -322,7 +318,7 @@ def quantize_int8(
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
     if method not in methods:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {sorted(methods)}")
-    if not op_types or not all(isinstance(t, str) and t for t in op_types):
+    if isinstance(op_types, str) or not op_types or not all(isinstance(t, str) and t for t in op_types):
         raise ValueError(f"op_types must be a non-empty list of ONNX op type names, got {op_types!r}")
     source = load_source(fp32_path)
     spec = read_metadata(source).input_spec
@@ -368,6 +364,6 @@ def quantize_int8(
         )
     model = onnx.load(str(output))
     _with_precision(model, "int8", source, calibration_method=method, calibration_crops=int(len(reader_inputs)),
-                       fp32_nodes=len(excluded) + len(fp32_convs), int8_op_types=list(op_types), fp32_convs=fp32_convs)
+                    fp32_nodes=len(excluded) + len(fp32_convs), int8_op_types=list(op_types), fp32_convs=fp32_convs)
     onnx.save_model(model, str(output))
     return output

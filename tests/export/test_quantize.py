@@ -195,6 +195,12 @@ def test_calibration_reader_batches_and_rewinds() -> None:
     assert shapes == [2, 2, 1] and reader.get_next() is not None, f"batches {shapes}, rewind failed"
 
 
+@pytest.mark.parametrize("op_types", ["Conv", [], [""]])
+def test_op_types_must_be_a_list_of_names(fp32_onnx, tmp_path, calibration_inputs, op_types) -> None:
+    with pytest.raises(ValueError, match="op_types"):
+        quantize_int8(fp32_onnx, tmp_path / "x.onnx", calibration_inputs, op_types=op_types)
+
+
 def test_unknown_calibration_method(fp32_onnx, tmp_path, calibration_inputs) -> None:
     with pytest.raises(ValueError, match="unknown calibration method"):
         quantize_int8(fp32_onnx, tmp_path / "x.onnx", calibration_inputs, method="magic")
