@@ -87,23 +87,6 @@ def test_end_to_end_design_trains_the_whole_network(tmp_path, fake_u2netp, horse
     assert np.isfinite([v.float().sum().item() for v in state.values()]).all()
 
 
-def test_train_only_the_click_branch_keeps_the_rest(tmp_path, fake_u2netp, horses_root):
-    first = tiny_config(tmp_path, fake_u2netp[0], horses_root, click_similarity=True, steps=2)
-    train_refiner(first, progress=False)
-    start = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
-    second = tiny_config(
-        tmp_path, fake_u2netp[0], horses_root, click_similarity=True, click_branch=True, steps=2,
-        init_from=str(tmp_path / "run" / "last.pt"), train_only="click_branch", output_dir=str(tmp_path / "branch"),
-        click_probability=1.0,
-    )
-    out = train_refiner(second, progress=False)
-    after = torch.load(out / "last.pt", weights_only=True)["model"]
-    for name, value in start.items():
-        assert torch.equal(after[name], value), f"{name} moved although only the click branch trains"
-    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in after.items() if k.startswith("click_branch.out")), \
-        "the click branch did not train"
-
-
 def test_three_point_crops_train_on_their_own_points_and_validate(tmp_path, fake_u2netp, horses_root):
     source = {"kind": "folder", "root": str(horses_root), "max_instances": 3}
     config = tiny_config(
@@ -124,18 +107,24 @@ def test_selection_counts_three_point_crops_when_validated():
     assert selection_score({**val, "3pts_crop": 60.0}) == pytest.approx(74.0)
 
 
-def test_train_only_takes_several_parts(tmp_path, fake_u2netp, horses_root):
+@pytest.mark.parametrize("train_only, moved_parts", [("click_branch", set()), (["click_branch", "fine"], {"fine"})],
+                         ids=["click_branch", "click_branch_and_fine"])
+def test_train_only_keeps_the_rest(tmp_path, fake_u2netp, horses_root, train_only, moved_parts):
     first = tiny_config(tmp_path, fake_u2netp[0], horses_root, click_similarity=True, steps=2)
     train_refiner(first, progress=False)
     start = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
     second = tiny_config(
         tmp_path, fake_u2netp[0], horses_root, click_similarity=True, click_branch=True, steps=2,
-        init_from=str(tmp_path / "run" / "last.pt"), train_only=["click_branch", "fine"], output_dir=str(tmp_path / "two"),
+        init_from=str(tmp_path / "run" / "last.pt"), train_only=train_only, output_dir=str(tmp_path / "second"),
         click_probability=1.0,
     )
     after = torch.load(train_refiner(second, progress=False) / "last.pt", weights_only=True)["model"]
     moved = {name.split(".")[0] for name, value in start.items() if not torch.equal(after[name], value)}
-    assert moved == {"fine"}, f"parts moved besides the click branch: {sorted(moved)}, want only 'fine'"
+    assert moved == moved_parts, f"parts moved besides the click branch: {sorted(moved)}, want {sorted(moved_parts)}"
+    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in after.items() if k.startswith("click_branch.out")), \
+        "the click branch did not train"
+
+
+def test_train_only_refuses_a_part_without_parameters(tmp_path, fake_u2netp, horses_root):
     with pytest.raises(ValueError, match="names no parameters"):
-        train_refiner(tiny_config(tmp_path, fake_u2netp[0], horses_root, train_only=["fine", "nothing"],
-                                  output_dir=str(tmp_path / "bad")), progress=False)
+        train_refiner(tiny_config(tmp_path, fake_u2netp[0], horses_root, train_only=["fine", "nothing"]), progress=False)
