@@ -88,12 +88,10 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     check_not_folder(output, "-o", "the file to write")
     if Path(output).resolve() == Path(args.model).resolve():
         raise ValueError(f"-o {output} is the model itself; write the {args.precision} model to another file")
-    if args.precision == "fp16":
-        from .quantize import convert_fp16
+    from .quantize import CANCELLING_BIAS_RATIO, convert_bundle, convert_fp16, quantize_int8
 
-        convert_fp16(args.model, output)
-    else:
-        from .quantize import CANCELLING_BIAS_RATIO, quantize_int8
+    inputs, ratio = None, None
+    if args.precision == "int8":
         from .samples import stack_inputs
 
         data = args.data or _default_data()
@@ -101,11 +99,18 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
             raise ValueError("int8 calibration needs real crops: pass --data DIR (images/ + masks/)")
         inputs = stack_inputs(data, meta.input_spec, count=args.calibration_count, stride=args.calibration_stride)
         ratio = CANCELLING_BIAS_RATIO if args.bias_ratio is None else args.bias_ratio
-        quantize_int8(args.model, output, inputs, method=args.method, bias_ratio=ratio or None)
-        kept = read_metadata(output).extra.get("fp32_convs", [])
+    if meta.parts is not None and not args.whole:  # a two-part model: its parts too, for the runtime's sessions
+        files = list(convert_bundle(args.model, output, args.precision, inputs, args.method, ratio or None).values())
+    elif args.precision == "fp16":
+        files = [convert_fp16(args.model, output)]
+    else:
+        files = [quantize_int8(args.model, output, inputs, method=args.method, bias_ratio=ratio or None)]
+    if inputs is not None:
+        kept = sum(len(read_metadata(f).extra.get("fp32_convs", [])) for f in files)
         print(f"calibrated on {len(inputs)} crops from {data} ({args.method}); "
-              + (f"{len(kept)} convolutions kept fp32 (|bias| > {ratio:g} x their output's range)" if ratio else "every convolution quantised"))
-    print(f"wrote {output} ({args.precision}, attention kept in fp32)")
+              + (f"{kept} convolutions kept fp32 (|bias| > {ratio:g} x their output's range)" if ratio else "every convolution quantised"))
+    for path in files:
+        print(f"wrote {path} ({args.precision}, attention kept in fp32)")
     return 0
 
 
@@ -190,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-count", type=bounded_int(1, 100_000), default=64)
     p.add_argument("--calibration-stride", type=bounded_int(1, 100_000), default=11)
     p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    p.add_argument("--whole", action="store_true",
+                   help="a two-part model: write one whole file that names no parts (default: the parts too)")
     p.add_argument("--bias-ratio", type=_non_negative_float, default=None,
                    help="int8: keep fp32 the convolutions with a channel whose |bias| exceeds this many times its "
                         "output range (default: quantize.CANCELLING_BIAS_RATIO, 10; 0 quantises them all)")

@@ -32,18 +32,19 @@ import contextlib
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import onnx
 
 from fairs_sdk.config import InputSpec
-from fairs_sdk.model_format import INPUT_NAME, check_input_types
+from fairs_sdk.model_format import DECODER, IMAGE_ENCODER, INPUT_NAME, PART_INPUTS, PART_OUTPUTS, check_input_types
+from fairs_sdk.trt import file_sha256
 
 from .onnx_export import onnxruntime_session, read_metadata, set_metadata
 from .samples import check_inputs
 
-__all__ = ["attention_nodes", "cancelling_convs", "check_source", "load_source", "convert_fp16", "CropCalibrationReader", "quantize_int8"]
+__all__ = ["attention_nodes", "cancelling_convs", "convert_bundle", "FeedReader", "check_source", "load_source", "convert_fp16", "CropCalibrationReader", "quantize_int8"]
 
 #: Op types int8 quantises by default: where the arithmetic is (see the module docstring).
 INT8_OP_TYPES = ("Conv",)
@@ -71,8 +72,14 @@ def attention_nodes(model: onnx.ModelProto) -> list[str]:
     return names
 
 
-def _conv_output_ranges(model: onnx.ModelProto, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """{Conv node name: (C,) float64 per-channel max - min of its output over ``inputs``}, one crop at a time."""
+def _feeds(inputs: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Named float32 model inputs: an array is the whole model's ``input``; a mapping names each input."""
+    named = {INPUT_NAME: inputs} if isinstance(inputs, np.ndarray) else dict(inputs)
+    return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in named.items()}
+
+
+def _conv_output_ranges(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{Conv node name: (C,) float64 per-channel max - min of its output over ``feeds``}, one sample at a time."""
     convs = {n.output[0]: n.name for n in model.graph.node if n.op_type == "Conv"}
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
@@ -82,8 +89,8 @@ def _conv_output_ranges(model: onnx.ModelProto, inputs: np.ndarray) -> dict[str,
     names = [o.name for o in session.get_outputs()]
     low: dict[str, np.ndarray] = {}
     high: dict[str, np.ndarray] = {}
-    for index in range(len(inputs)):
-        outputs = dict(zip(names, session.run(None, {INPUT_NAME: inputs[index : index + 1]})))
+    for index in range(len(next(iter(feeds.values())))):
+        outputs = dict(zip(names, session.run(None, {k: v[index : index + 1] for k, v in feeds.items()})))
         for tensor in convs:
             value = outputs[tensor].astype(np.float64)
             axes = (0,) + tuple(range(2, value.ndim))
@@ -93,13 +100,15 @@ def _conv_output_ranges(model: onnx.ModelProto, inputs: np.ndarray) -> dict[str,
 
 
 def cancelling_convs(
-    model: onnx.ModelProto, inputs: np.ndarray, ratio: float = CANCELLING_BIAS_RATIO, count: int = 8
+    model: onnx.ModelProto, inputs: np.ndarray | Mapping[str, np.ndarray], ratio: float = CANCELLING_BIAS_RATIO,
+    count: int = 8,
 ) -> list[str]:
     """Names of the Conv nodes whose output is a small difference of large terms.
 
     A Conv is listed when some live output channel c (one that varies over the crops)
     has ``|bias_c| > ratio * range_c``, the range being max - min of channel c over the
-    first ``count`` of ``inputs`` ((N, C, S, S) float32 crops for the model's input).
+    first ``count`` of ``inputs``: (N, C, S, S) float32 crops for the model's ``input``, or
+    {input name: (N, ...) float32} for a model with other inputs (a two-part model's part).
     Its pre-activation is then a large weighted sum cancelling a large bias, so 8-bit
     rounding of its inputs, summed over the kernel, is large against the output.
     ``model`` must hold its weights (biases are read from its initializers).
@@ -107,7 +116,7 @@ def cancelling_convs(
     if ratio <= 0:
         raise ValueError(f"ratio must be positive, got {ratio}")
     weights = {t.name: t for t in model.graph.initializer}
-    ranges = _conv_output_ranges(model, np.ascontiguousarray(inputs[:count], dtype=np.float32))
+    ranges = _conv_output_ranges(model, {k: v[:count] for k, v in _feeds(inputs).items()})
     listed = []
     for node in model.graph.node:
         if node.op_type != "Conv" or len(node.input) < 3 or node.input[2] not in weights:
@@ -260,38 +269,56 @@ def convert_fp16(fp32_path: str | Path, output: str | Path, keep_fp32: Sequence[
     return output
 
 
-class CropCalibrationReader:
-    """ONNX Runtime ``CalibrationDataReader`` over (N, C, S, S) float32 crops, ``batch`` per read.
+class FeedReader:
+    """ONNX Runtime ``CalibrationDataReader`` over named float32 arrays of one length N, ``batch`` per read.
 
-    ``inputs`` must hold the channels of ``spec`` (the model's input spec). Subclasses
-    nothing at import time so the module loads without onnxruntime's quantization
-    package; :func:`quantize_int8` wraps it.
+    Subclasses nothing at import time so the module loads without onnxruntime's
+    quantization package; :func:`quantize_int8` wraps it.
     """
 
-    def __init__(self, inputs: np.ndarray, spec: InputSpec, batch: int = 1) -> None:
+    def __init__(self, feeds: Mapping[str, np.ndarray], batch: int = 1) -> None:
         if batch < 1:
             raise ValueError(f"batch must be positive, got {batch}")
-        self.inputs = check_inputs(inputs, spec, what="calibration inputs")
+        self.feeds = _feeds(feeds)
+        lengths = {name: len(value) for name, value in self.feeds.items()}
+        if not lengths or len(set(lengths.values())) != 1 or 0 in lengths.values():
+            raise ValueError(f"calibration inputs must be non-empty and of one length, got {lengths}")
+        self.count = next(iter(lengths.values()))
         self.batch, self.position = batch, 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.position >= len(self.inputs):
+        if self.position >= self.count:
             return None
-        chunk = self.inputs[self.position : self.position + self.batch]
-        self.position += self.batch
-        return {INPUT_NAME: np.ascontiguousarray(chunk)}
+        start, self.position = self.position, self.position + self.batch
+        return {name: np.ascontiguousarray(value[start : self.position]) for name, value in self.feeds.items()}
 
     def rewind(self) -> None:
         self.position = 0
 
     def __len__(self) -> int:
-        return -(-len(self.inputs) // self.batch)
+        return -(-self.count // self.batch)
+
+
+class CropCalibrationReader(FeedReader):
+    """:class:`FeedReader` over (N, C, S, S) float32 crops for a whole model's ``input``.
+
+    ``inputs`` must hold the channels of ``spec`` (the model's input spec).
+    """
+
+    def __init__(self, inputs: np.ndarray, spec: InputSpec, batch: int = 1) -> None:
+        if batch < 1:
+            raise ValueError(f"batch must be positive, got {batch}")
+        super().__init__({INPUT_NAME: check_inputs(inputs, spec, what="calibration inputs")}, batch)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        return self.feeds[INPUT_NAME]
 
 
 def quantize_int8(
     fp32_path: str | Path,
     output: str | Path,
-    calibration: np.ndarray,
+    calibration: np.ndarray | Mapping[str, np.ndarray],
     method: str = "minmax",
     per_channel: bool = True,
     keep_fp32: Sequence[str] | None = None,
@@ -301,7 +328,9 @@ def quantize_int8(
     """Static int8 (QDQ) quantisation of ``fp32_path`` calibrated on ``calibration``.
 
     ``calibration`` is (N, C, S, S) float32 encoded crops holding the model's declared
-    channels (its metadata's input spec), e.g. from :func:`fairs_sdk.export.samples.stack_inputs`.
+    channels (its metadata's input spec), e.g. from :func:`fairs_sdk.export.samples.stack_inputs`;
+    for a two-part model's part, {input name: (N, ...) float32} naming each of its inputs
+    (:func:`convert_bundle` makes them).
 
     Args:
         method: "minmax", "entropy" or "percentile" (ONNX Runtime calibration methods).
@@ -321,11 +350,18 @@ def quantize_int8(
     if isinstance(op_types, str) or not op_types or not all(isinstance(t, str) and t for t in op_types):
         raise ValueError(f"op_types must be a non-empty list of ONNX op type names, got {op_types!r}")
     source = load_source(fp32_path)
-    spec = read_metadata(source).input_spec
-    reader_inputs = check_inputs(calibration, spec, what="calibration inputs")
+    if isinstance(calibration, np.ndarray):
+        feeds = {INPUT_NAME: check_inputs(calibration, read_metadata(source).input_spec, what="calibration inputs")}
+    else:
+        feeds = _feeds(calibration)
+    wanted = sorted(i.name for i in source.graph.input)
+    if sorted(feeds) != wanted:
+        raise ValueError(f"{fp32_path} takes inputs {wanted}; the calibration names {sorted(feeds)}")
 
-    class _Reader(CropCalibrationReader, CalibrationDataReader):
+    class _Reader(FeedReader, CalibrationDataReader):
         pass
+
+    reader = _Reader(feeds)
 
     excluded = list(attention_nodes(source) if keep_fp32 is None else keep_fp32)
     output = Path(output)
@@ -347,12 +383,12 @@ def quantize_int8(
         # Pre-processing renames nothing, but may fuse: keep only names that still exist.
         prepared_model = onnx.load(str(prepared))
         existing = {n.name for n in prepared_model.graph.node}
-        fp32_convs = [] if bias_ratio is None else cancelling_convs(prepared_model, reader_inputs, bias_ratio)
+        fp32_convs = [] if bias_ratio is None else cancelling_convs(prepared_model, reader.feeds, bias_ratio)
         del prepared_model
         quantize_static(
             str(prepared),
             str(output),
-            _Reader(reader_inputs, spec),
+            reader,
             quant_format=QuantFormat.QDQ,
             per_channel=per_channel,
             activation_type=QuantType.QUInt8,
@@ -363,7 +399,72 @@ def quantize_int8(
             extra_options={"CalibTensorRangeSymmetric": False},
         )
     model = onnx.load(str(output))
-    _with_precision(model, "int8", source, calibration_method=method, calibration_crops=int(len(reader_inputs)),
+    _with_precision(model, "int8", source, calibration_method=method, calibration_crops=reader.count,
                     fp32_nodes=len(excluded) + len(fp32_convs), int8_op_types=list(op_types), fp32_convs=fp32_convs)
     onnx.save_model(model, str(output))
     return output
+
+
+def _name_parts(combined: Path, names: dict[str, str]) -> None:
+    """Write into ``combined``'s metadata the parts beside it (``names``, by part) and their sha256."""
+    model = onnx.load(str(combined))
+    meta = read_metadata(model)
+    digests = {part: file_sha256(combined.with_name(name)) for part, name in names.items()}
+    set_metadata(model, replace(meta, extra={**meta.extra, "parts": names, "part_sha256": digests}))
+    onnx.save_model(model, str(combined))
+
+
+def convert_bundle(
+    fp32_path: str | Path, output: str | Path, precision: str, calibration: np.ndarray | None = None,
+    method: str = "minmax", bias_ratio: float | None = CANCELLING_BIAS_RATIO,
+) -> dict[str, Path]:
+    """fp16 or int8 copy of a two-part model, ready for the runtime's sessions.
+
+    ``fp32_path`` is the combined file of a bundle (its metadata names its parts). Writes
+    ``output`` (``<stem>.onnx``, the whole model converted) and the converted parts beside
+    it, ``<stem>.encoder.onnx`` and ``<stem>.decoder.onnx``; ``output``'s metadata names
+    them with their sha256, as :func:`fairs_sdk.export.two_part.export_bundle` does.
+
+    int8: ``calibration`` is (N, C, S, S) float32 crops, as for :func:`quantize_int8`. Each
+    file is calibrated on what it reads at run time: the whole model on the crops, the
+    image encoder on their RGB planes, the decoder on the fp32 encoder's outputs for
+    them and their guidance planes. ``method`` and ``bias_ratio`` as for :func:`quantize_int8`.
+
+    Returns {"combined", "image_encoder", "decoder": path}.
+    """
+    source = Path(fp32_path)
+    meta = read_metadata(source)
+    parts = meta.part_paths(source)
+    if parts is None:
+        raise ValueError(f"{source} is not the combined file of a two-part model (its metadata names no parts)")
+    missing = [str(path) for path in parts.values() if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{source}: its parts {missing} are missing")
+    output = Path(output)
+    if output.suffix != ".onnx":
+        raise ValueError(f"output must be a .onnx file name, got {output}")
+    names = {IMAGE_ENCODER: f"{output.stem}.encoder.onnx", DECODER: f"{output.stem}.decoder.onnx"}
+    written = {part: output.with_name(name) for part, name in names.items()}
+    if precision == "fp16":
+        for part in (IMAGE_ENCODER, DECODER):
+            convert_fp16(parts[part], written[part])
+        convert_fp16(source, output)
+    elif precision == "int8":
+        if calibration is None:
+            raise ValueError("int8 needs calibration crops")
+        crops = check_inputs(calibration, meta.input_spec, what="calibration inputs")
+        (rgb_name,) = PART_INPUTS[IMAGE_ENCODER]
+        rgb = np.ascontiguousarray(crops[:, :3])
+        options = {"method": method, "bias_ratio": bias_ratio}
+        quantize_int8(parts[IMAGE_ENCODER], written[IMAGE_ENCODER], {rgb_name: rgb}, **options)
+        encoder = onnxruntime_session(parts[IMAGE_ENCODER])
+        encoded = [encoder.run(list(PART_OUTPUTS[IMAGE_ENCODER]), {rgb_name: rgb[i : i + 1]}) for i in range(len(rgb))]
+        decoder_feeds = {name: np.concatenate([e[k] for e in encoded]) for k, name in enumerate(PART_OUTPUTS[IMAGE_ENCODER])}
+        guidance_name = next(n for n in PART_INPUTS[DECODER] if n not in decoder_feeds)
+        decoder_feeds[guidance_name] = np.ascontiguousarray(crops[:, 3:])
+        quantize_int8(parts[DECODER], written[DECODER], decoder_feeds, **options)
+        quantize_int8(source, output, crops, **options)
+    else:
+        raise ValueError(f"precision must be 'fp16' or 'int8', got {precision!r}")
+    _name_parts(output, names)
+    return {"combined": output, **written}

@@ -106,6 +106,64 @@ def test_a_converted_combined_file_runs_whole_not_on_the_fp32_parts(bundle, tmp_
     assert not Segmenter(half, warmup=False).two_part, "the fp16 copy ran on the fp32 parts beside it"
 
 
+@pytest.fixture(scope="module")
+def bundle_crops(coco_dir) -> np.ndarray:
+    from fairs_sdk.export.samples import stack_inputs
+
+    return stack_inputs(coco_dir, SPEC, count=12, stride=37)
+
+
+def _two_part_result(path, crops):
+    """The Segmenter of ``path`` (which must load its parts) on 3 crops' worth of real images: probabilities."""
+    from fairs_sdk import Segmenter
+    from fairs_sdk.export.onnx_export import onnxruntime_session
+
+    segmenter = Segmenter(path, warmup=False)
+    assert segmenter.two_part, f"{path.name} did not load as a two-part model"
+    encoder, decoder = (onnxruntime_session(p) for p in (segmenter.image_encoder.path, segmenter.decoder.path))
+    features, saliency = encoder.run(None, {"rgb": crops[:, :3]})
+    (probabilities,) = decoder.run(None, {"features": features, "saliency": saliency, "guidance": crops[:, 3:]})
+    return probabilities
+
+
+@pytest.mark.parametrize("precision, mean_limit", [("fp16", 1e-3), ("int8", 2e-2)])
+def test_converted_bundle_loads_its_own_parts(bundle, bundle_crops, tmp_path, precision, mean_limit):
+    from fairs_sdk.export.quantize import convert_bundle
+    from fairs_sdk.trt import file_sha256
+
+    written = convert_bundle(bundle.combined, tmp_path / f"u2_{precision}.onnx", precision, calibration=bundle_crops)
+    meta = read_metadata(written["combined"])
+    assert meta.precision == precision and meta.parts == {
+        "image_encoder": f"u2_{precision}.encoder.onnx", "decoder": f"u2_{precision}.decoder.onnx"}, meta.extra
+    assert meta.part_sha256 == {k: file_sha256(written[k]) for k in ("image_encoder", "decoder")}, "part digests"
+    assert all(read_metadata(written[k]).precision == precision for k in ("image_encoder", "decoder")), \
+        "a part kept fp32"
+    test = bundle_crops[-3:]
+    diff = np.abs(_two_part_result(written["combined"], test) - _two_part_result(bundle.combined, test))
+    assert diff.mean() < mean_limit, f"{precision} parts differ from fp32 by {diff.mean():.3g} on average"
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["bundle", "whole"])
+def test_quantize_command_converts_a_bundle_with_its_parts(bundle, tmp_path, capsys, whole):
+    from fairs_sdk.export.cli import main
+
+    out = tmp_path / "u2_fp16.onnx"
+    code = main(["quantize", str(bundle.combined), "--precision", "fp16", "-o", str(out)] + (["--whole"] if whole else []))
+    printed = capsys.readouterr().out
+    written = sorted(p.name for p in tmp_path.glob("*.onnx"))
+    want = ["u2_fp16.onnx"] if whole else ["u2_fp16.decoder.onnx", "u2_fp16.encoder.onnx", "u2_fp16.onnx"]
+    assert code == 0 and written == want, f"exit {code}, wrote {written}, want {want}; output: {printed}"
+    assert (read_metadata(out).parts is None) == whole, f"--whole {whole}: metadata parts {read_metadata(out).parts}"
+
+
+def test_convert_bundle_refuses_a_whole_model(bundle, tmp_path):
+    from fairs_sdk.export.quantize import convert_bundle, convert_fp16
+
+    whole = convert_fp16(bundle.combined, tmp_path / "whole.onnx")  # names no parts
+    with pytest.raises(ValueError, match="names no parts"):
+        convert_bundle(whole, tmp_path / "again.onnx", "fp16")
+
+
 def test_bundle_stem_must_be_a_file_name(tmp_path, fake_u2netp, trained_decoder):
     from fairs_sdk.export.two_part import export_bundle
 
