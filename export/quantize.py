@@ -432,6 +432,10 @@ def convert_bundle(
 
     Returns {"combined", "image_encoder", "decoder": path}.
     """
+    if precision not in ("fp16", "int8"):
+        raise ValueError(f"precision must be 'fp16' or 'int8', got {precision!r}")
+    if precision == "int8" and calibration is None:
+        raise ValueError("int8 needs calibration crops")
     source = Path(fp32_path)
     meta = read_metadata(source)
     parts = meta.part_paths(source)
@@ -449,9 +453,7 @@ def convert_bundle(
         for part in (IMAGE_ENCODER, DECODER):
             convert_fp16(parts[part], written[part])
         convert_fp16(source, output)
-    elif precision == "int8":
-        if calibration is None:
-            raise ValueError("int8 needs calibration crops")
+    else:
         crops = check_inputs(calibration, meta.input_spec, what="calibration inputs")
         (rgb_name,) = PART_INPUTS[IMAGE_ENCODER]
         rgb = np.ascontiguousarray(crops[:, :3])
@@ -464,7 +466,5 @@ def convert_bundle(
         decoder_feeds[guidance_name] = np.ascontiguousarray(crops[:, 3:])
         quantize_int8(parts[DECODER], written[DECODER], decoder_feeds, **options)
         quantize_int8(source, output, crops, **options)
-    else:
-        raise ValueError(f"precision must be 'fp16' or 'int8', got {precision!r}")
     _name_parts(output, names)
     return {"combined": output, **written}

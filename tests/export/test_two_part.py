@@ -156,6 +156,15 @@ def test_quantize_command_converts_a_bundle_with_its_parts(bundle, tmp_path, cap
     assert (read_metadata(out).parts is None) == whole, f"--whole {whole}: metadata parts {read_metadata(out).parts}"
 
 
+@pytest.mark.parametrize("precision, calibration, message", [("bf16", None, "precision"), ("int8", None, "calibration")])
+def test_convert_bundle_refuses_what_it_cannot_do(bundle, tmp_path, precision, calibration, message):
+    from fairs_sdk.export.quantize import convert_bundle
+
+    with pytest.raises(ValueError, match=message):
+        convert_bundle(bundle.combined, tmp_path / "x.onnx", precision, calibration)
+    assert not list(tmp_path.iterdir()), "a refused conversion wrote files"
+
+
 def test_convert_bundle_refuses_a_whole_model(bundle, tmp_path):
     from fairs_sdk.export.quantize import convert_bundle, convert_fp16
 
