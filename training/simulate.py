@@ -108,7 +108,7 @@ def noisy_extreme_points(
     Each perturbed point moves to the nearest object pixel (which lies no farther than
     the perturbation itself, since the exact point is an object pixel). (4, 2) float64.
     """
-    return jitter_points(mask, extreme_points(_as_bool_mask(mask)), rng, max_noise)
+    return jitter_points(mask, extreme_points(mask), rng, max_noise)
 
 
 def point_to_drop(points: np.ndarray, rng: np.random.Generator | None = None) -> int:

@@ -179,6 +179,8 @@ def test_shipped_refine_config_loads(path: Path) -> None:
         ("design=unet", "design"),
         ("feature_dropout=1.0", "feature_dropout"),
         ("val.every=0", "val.every"),
+        ("train_only=[]", "train_only"),
+        ("train_only=[click_branch, '']", "train_only"),
     ],
 )
 def test_refine_config_values_are_checked(override: str, key: str) -> None:
