@@ -98,13 +98,14 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         if data is None:
             raise ValueError("int8 calibration needs real crops: pass --data DIR (images/ + masks/)")
         inputs = stack_inputs(data, meta.input_spec, count=args.calibration_count, stride=args.calibration_stride)
-        ratio = CANCELLING_BIAS_RATIO if args.bias_ratio is None else args.bias_ratio
+        # 0 turns the rule off (None for the quantiser).
+        ratio = (CANCELLING_BIAS_RATIO if args.bias_ratio is None else args.bias_ratio) or None
     if meta.parts is not None and not args.whole:  # a two-part model: its parts too, for the runtime's sessions
-        files = list(convert_bundle(args.model, output, args.precision, inputs, args.method, ratio or None).values())
+        files = list(convert_bundle(args.model, output, args.precision, inputs, args.method, ratio).values())
     elif args.precision == "fp16":
         files = [convert_fp16(args.model, output)]
     else:
-        files = [quantize_int8(args.model, output, inputs, method=args.method, bias_ratio=ratio or None)]
+        files = [quantize_int8(args.model, output, inputs, method=args.method, bias_ratio=ratio)]
     if inputs is not None:
         kept = sum(len(read_metadata(f).extra.get("fp32_convs", [])) for f in files)
         print(f"calibrated on {len(inputs)} crops from {data} ({args.method}); "

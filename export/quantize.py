@@ -236,22 +236,32 @@ def _remove_cast_round_trips(graph: onnx.GraphProto) -> int:
 _PART_ENTRIES = ("parts", "part_sha256")
 
 
-def _with_precision(model: onnx.ModelProto, precision: str, source: onnx.ModelProto, **extra) -> onnx.ModelProto:
+def _with_precision(
+    model: onnx.ModelProto, precision: str, source: onnx.ModelProto, parts: Mapping[str, Path] | None = None, **extra
+) -> onnx.ModelProto:
     """``model`` with ``source``'s metadata at ``precision``, plus ``extra``.
 
-    A two-part model's combined file names its fp32 parts; the converted copy does not,
-    so the runtime runs it whole rather than loading the fp32 parts beside it.
+    A two-part model's combined file names its fp32 parts; the converted copy names
+    ``parts`` instead (the converted parts' files beside it, by part, with their sha256),
+    or none, so the runtime runs it whole rather than loading the fp32 parts beside it.
     """
     meta = read_metadata(source)
     kept = {k: v for k, v in meta.extra.items() if k not in _PART_ENTRIES}
+    if parts:
+        kept["parts"] = {part: Path(path).name for part, path in parts.items()}
+        kept["part_sha256"] = {part: file_sha256(path) for part, path in parts.items()}
     set_metadata(model, replace(meta, precision=precision, extra={**kept, **extra}))
     return model
 
 
-def convert_fp16(fp32_path: str | Path, output: str | Path, keep_fp32: Sequence[str] | None = None) -> Path:
+def convert_fp16(
+    fp32_path: str | Path, output: str | Path, keep_fp32: Sequence[str] | None = None, *,
+    parts: Mapping[str, Path] | None = None,
+) -> Path:
     """Write the fp16 version of ``fp32_path`` to ``output``; float32 I/O, attention in fp32.
 
-    ``keep_fp32``: node names to keep fp32 (default: :func:`attention_nodes`).
+    ``keep_fp32``: node names to keep fp32 (default: :func:`attention_nodes`). ``parts``:
+    the converted parts beside ``output`` that its metadata names (:func:`convert_bundle`).
     """
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -262,7 +272,7 @@ def convert_fp16(fp32_path: str | Path, output: str | Path, keep_fp32: Sequence[
     model = convert_float_to_float16(model, keep_io_types=True, node_block_list=blocked, disable_shape_infer=False)
     _remove_cast_round_trips(model.graph)
     _sort_topologically(model.graph)
-    _with_precision(model, "fp16", source, fp32_nodes=len(blocked))
+    _with_precision(model, "fp16", source, parts, fp32_nodes=len(blocked))
     onnx.checker.check_model(model)
     output = Path(output)
     onnx.save_model(model, str(output))
@@ -324,6 +334,8 @@ def quantize_int8(
     keep_fp32: Sequence[str] | None = None,
     op_types: Sequence[str] = INT8_OP_TYPES,
     bias_ratio: float | None = CANCELLING_BIAS_RATIO,
+    *,
+    parts: Mapping[str, Path] | None = None,
 ) -> Path:
     """Static int8 (QDQ) quantisation of ``fp32_path`` calibrated on ``calibration``.
 
@@ -340,6 +352,7 @@ def quantize_int8(
             ONNX Runtime then quantises the inputs those ops read and the outputs they write.
         bias_ratio: also keep fp32 the convolutions :func:`cancelling_convs` lists at this
             ratio (``None``: none). Their names go into the metadata (``fp32_convs``).
+        parts: the converted parts beside ``output`` that its metadata names (:func:`convert_bundle`).
     """
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -399,19 +412,10 @@ def quantize_int8(
             extra_options={"CalibTensorRangeSymmetric": False},
         )
     model = onnx.load(str(output))
-    _with_precision(model, "int8", source, calibration_method=method, calibration_crops=reader.count,
+    _with_precision(model, "int8", source, parts, calibration_method=method, calibration_crops=reader.count,
                     fp32_nodes=len(excluded) + len(fp32_convs), int8_op_types=list(op_types), fp32_convs=fp32_convs)
     onnx.save_model(model, str(output))
     return output
-
-
-def _name_parts(combined: Path, names: dict[str, str]) -> None:
-    """Write into ``combined``'s metadata the parts beside it (``names``, by part) and their sha256."""
-    model = onnx.load(str(combined))
-    meta = read_metadata(model)
-    digests = {part: file_sha256(combined.with_name(name)) for part, name in names.items()}
-    set_metadata(model, replace(meta, extra={**meta.extra, "parts": names, "part_sha256": digests}))
-    onnx.save_model(model, str(combined))
 
 
 def convert_bundle(
@@ -447,12 +451,12 @@ def convert_bundle(
     output = Path(output)
     if output.suffix != ".onnx":
         raise ValueError(f"output must be a .onnx file name, got {output}")
-    names = {IMAGE_ENCODER: f"{output.stem}.encoder.onnx", DECODER: f"{output.stem}.decoder.onnx"}
-    written = {part: output.with_name(name) for part, name in names.items()}
+    written = {IMAGE_ENCODER: output.with_name(f"{output.stem}.encoder.onnx"),
+               DECODER: output.with_name(f"{output.stem}.decoder.onnx")}
     if precision == "fp16":
         for part in (IMAGE_ENCODER, DECODER):
             convert_fp16(parts[part], written[part])
-        convert_fp16(source, output)
+        convert_fp16(source, output, parts=written)
     else:
         crops = check_inputs(calibration, meta.input_spec, what="calibration inputs")
         (rgb_name,) = PART_INPUTS[IMAGE_ENCODER]
@@ -465,6 +469,5 @@ def convert_bundle(
         guidance_name = next(n for n in PART_INPUTS[DECODER] if n not in decoder_feeds)
         decoder_feeds[guidance_name] = np.ascontiguousarray(crops[:, 3:])
         quantize_int8(parts[DECODER], written[DECODER], decoder_feeds, **options)
-        quantize_int8(source, output, crops, **options)
-    _name_parts(output, names)
+        quantize_int8(source, output, crops, **options, parts=written)
     return {"combined": output, **written}
