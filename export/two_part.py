@@ -151,9 +151,7 @@ def load_refine_checkpoint(path: str | Path, u2netp_weights: str | Path | None =
     if config.design != "decoder":
         raise ValueError(f"{path} trained design {config.design!r}; a two-part bundle needs design 'decoder'")
     weights = Path(u2netp_weights or config.u2netp_weights)
-    model = build_fairs_u2(weights, state["model"], config.spec, width=config.width, attention=config.attention,
-                           click_similarity=config.click_similarity, fine_context=config.fine_context,
-                           click_branch=config.click_branch, click_locality=config.click_locality)
+    model = build_fairs_u2(weights, state["model"], config.spec, **config.decoder_options)
     summary = {"checkpoint": Path(path).name, "step": int(state.get("step", 0)), "u2netp_weights": weights.name}
     return model, summary
 

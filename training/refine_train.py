@@ -32,7 +32,7 @@ from .feature_cache import FeatureCache
 from .guidance import make_encoder
 from .iterative import inside_box
 from .losses import balanced_bce
-from .refiner import RefineDecoder, U2EndToEnd, click_local_weights, click_plane_indices
+from .refiner import RefineDecoder, U2EndToEnd, refine_decoder
 from .simulate import (
     corrective_click, drop_to_three_points, extreme_points, iou, jitter_points, noisy_extreme_points, sample_training_clicks,
 )
@@ -64,6 +64,11 @@ class CacheSource:
         if self.sample is not None:
             return np.random.default_rng(0).permutation(count)[: self.sample].tolist()
         return list(range(0, count, self.every))
+
+
+#: The config fields that shape the decoder (and so must be the same when a checkpoint is rebuilt).
+DECODER_OPTIONS = ("width", "attention", "click_similarity", "fine_context", "click_branch", "click_locality",
+                   "click_local_strength")
 
 
 @dataclass
@@ -109,6 +114,11 @@ class RefineConfig:
     @property
     def spec(self) -> InputSpec:
         return InputSpec.from_dict(self.input)
+
+    @property
+    def decoder_options(self) -> dict[str, Any]:
+        """The decoder's architecture options, as :func:`~fairs_sdk.training.refiner.refine_decoder` takes them."""
+        return {name: getattr(self, name) for name in DECODER_OPTIONS}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RefineConfig":
@@ -213,13 +223,7 @@ def build_trainee(config: RefineConfig) -> nn.Module:
     """The module a config trains: :class:`CachedDecoder` or :class:`EndToEnd` (U2-Netp weights loaded)."""
     spec = config.spec
     if config.design == "decoder":
-        return CachedDecoder(RefineDecoder(
-            spec.channel_count - 3, width=config.width, attention=config.attention,
-            click_planes=click_plane_indices(spec) if config.click_similarity else (),
-            feature_dropout=config.feature_dropout, fine_context=config.fine_context,
-            click_branch=config.click_branch, click_locality=config.click_locality,
-            click_local_init=click_local_weights(spec, config.click_local_strength) if config.click_branch else None,
-        ))
+        return CachedDecoder(refine_decoder(spec, **config.decoder_options, feature_dropout=config.feature_dropout))
     from .u2netp import load_u2netp_onnx
 
     model = U2EndToEnd(spec)

@@ -14,6 +14,7 @@ Shapes: S is the canvas (320 for U2-Netp), F = 128 feature planes at S / 4.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,8 @@ from fairs_sdk.config import InputSpec
 from .heads import ChannelAttention, PositionAttention
 from .u2netp import U2NETP_MEAN, U2NETP_STD, U2NetP
 
-__all__ = ["ImageEncoder", "RefineDecoder", "FairsU2", "U2EndToEnd", "EncoderOutput", "FEATURE_CHANNELS", "click_local_weights"]
+__all__ = ["ImageEncoder", "RefineDecoder", "FairsU2", "U2EndToEnd", "EncoderOutput", "FEATURE_CHANNELS", "click_local_weights",
+           "refine_decoder"]
 
 FEATURE_CHANNELS = 128
 #: U2-Netp's own saliency is min-max normalised and clamped to [EPS, 1 - EPS] before the logit.
@@ -276,25 +278,40 @@ def click_plane_indices(spec: InputSpec) -> tuple[int, ...]:
     return tuple(i for i, n in enumerate(guidance) if n in ("positive_clicks", "negative_clicks"))
 
 
+def refine_decoder(
+    spec: InputSpec, width: int = 48, attention: bool = True, click_similarity: bool = False,
+    fine_context: bool = False, click_branch: bool = False, click_locality: bool = False,
+    click_local_strength: float = 0.0, feature_dropout: float = 0.0,
+) -> RefineDecoder:
+    """The :class:`RefineDecoder` for a model's input spec, from the options a refine config names.
+
+    The one place that turns those options into decoder arguments, for training
+    (``build_trainee``) and for rebuilding a trained model (:class:`FairsU2`, export).
+    ``click_similarity`` reads the click maps of ``spec``; ``click_local_strength`` sets the
+    click branch's starting own-Gaussian weights (:func:`click_local_weights`), which a
+    loaded state dict then replaces; ``feature_dropout`` acts only in training mode.
+    """
+    return RefineDecoder(
+        spec.channel_count - 3, width=width, attention=attention,
+        click_planes=click_plane_indices(spec) if click_similarity else (),
+        feature_dropout=feature_dropout, fine_context=fine_context,
+        click_branch=click_branch, click_locality=click_locality,
+        click_local_init=click_local_weights(spec, click_local_strength) if click_branch else None,
+    )
+
+
 class FairsU2(nn.Module):
     """The whole model: (N, C, S, S) input as the runtime feeds it (raw RGB 0..255, then the
     declared guidance planes) -> (N, 1, S, S) logits. ``spec.input_channels`` must start with rgb
-    and have the SFG next."""
+    and have the SFG next; ``decoder_options`` are :func:`refine_decoder`'s."""
 
-    def __init__(
-        self, spec: InputSpec, width: int = 48, attention: bool = True, click_similarity: bool = False,
-        fine_context: bool = False, click_branch: bool = False, click_locality: bool = False,
-    ) -> None:
+    def __init__(self, spec: InputSpec, **decoder_options: Any) -> None:
         super().__init__()
         if tuple(spec.input_channels[:2]) != ("rgb", "sfg"):
             raise ValueError(f"FairsU2 takes rgb, sfg, then click maps; got {list(spec.input_channels)}")
         self.spec = spec
         self.encoder = ImageEncoder()
-        self.decoder = RefineDecoder(
-            spec.channel_count - 3, width=width, attention=attention,
-            click_planes=click_plane_indices(spec) if click_similarity else (), fine_context=fine_context,
-            click_branch=click_branch, click_locality=click_locality,
-        )
+        self.decoder = refine_decoder(spec, **decoder_options)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         enc = self.encoder(x[:, :3])

@@ -128,3 +128,14 @@ def test_train_only_keeps_the_rest(tmp_path, fake_u2netp, horses_root, train_onl
 def test_train_only_refuses_a_part_without_parameters(tmp_path, fake_u2netp, horses_root):
     with pytest.raises(ValueError, match="names no parameters"):
         train_refiner(tiny_config(tmp_path, fake_u2netp[0], horses_root, train_only=["fine", "nothing"]), progress=False)
+
+
+def test_rebuilt_model_has_the_trained_decoder_architecture(tmp_path, fake_u2netp, horses_root):
+    from fairs_sdk.training.refiner import FairsU2
+
+    config = tiny_config(tmp_path, fake_u2netp[0], horses_root, click_similarity=True, click_branch=True,
+                         click_locality=True, click_local_strength=4.0, fine_context=True, attention=False)
+    trained = build_trainee(config).decoder.state_dict()
+    rebuilt = FairsU2(config.spec, **config.decoder_options).decoder.state_dict()
+    assert set(trained) == set(rebuilt), f"decoder keys differ: {sorted(set(trained) ^ set(rebuilt))}"
+    assert all(trained[k].shape == rebuilt[k].shape for k in trained), "a rebuilt decoder tensor has another shape"
