@@ -28,6 +28,8 @@ __all__ = [
     "ConcatSource",
     "Subset",
     "InMemorySource",
+    "Mirrored",
+    "Occluded",
     "build_source",
     "build_sources",
     "read_rgb",
@@ -339,13 +341,97 @@ class Mirrored(InstanceSource):
         return self.source.describe(index) + " (mirrored)"
 
 
+class Occluded(InstanceSource):
+    """The instances of ``source`` with a region of another image pasted over part of them.
+
+    The target is what stays visible: the object minus the pasted region. It teaches the
+    case where the most salient thing in the crop is not the object but something in
+    front of it (a tree trunk before a cyclist, a flower pot before a motorbike), which a
+    salient-object prior gets wrong and corrective clicks must undo.
+
+    For instance ``i`` (all draws seeded by ``seed`` and ``i``, so a cache resumes to the
+    same data): an instance of ``occluders`` is cut out along its mask, scaled so that
+    its box is ``scale_range`` times the object's box (each side), and placed at a random
+    position that covers between ``cover_range`` of the object. Up to ``tries`` draws are
+    made; if none covers that much, the instance is returned unoccluded.
+    """
+
+    def __init__(
+        self,
+        source: InstanceSource,
+        occluders: InstanceSource,
+        seed: int = 0,
+        scale_range: tuple[float, float] = (0.25, 0.9),
+        cover_range: tuple[float, float] = (0.1, 0.5),
+        tries: int = 8,
+    ) -> None:
+        if not (0.0 < scale_range[0] <= scale_range[1] and 0.0 <= cover_range[0] < cover_range[1] <= 1.0):
+            raise ValueError(f"bad occlusion ranges: scale {scale_range}, cover {cover_range}")
+        self.source, self.occluders = source, occluders
+        self.seed, self.scale_range, self.cover_range, self.tries = seed, scale_range, cover_range, tries
+        self.name = f"{source.name}_occluded"
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def load(self, index: int) -> Loaded:
+        image, obj, ignore = self.source.load(index)
+        rng = np.random.default_rng([self.seed, int(index)])
+        ys, xs = np.nonzero(obj)
+        if len(ys) == 0:
+            return image, obj, ignore
+        box_w, box_h = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+        area = len(ys)
+        for _ in range(self.tries):
+            patch, patch_mask = self._cut(int(rng.integers(len(self.occluders))))
+            if patch is None:
+                continue
+            scale_w, scale_h = rng.uniform(*self.scale_range, size=2)
+            width = max(2, round(box_w * scale_w))
+            height = max(2, round(box_h * scale_h))
+            patch = cv2.resize(patch, (width, height), interpolation=cv2.INTER_AREA)
+            patch_mask = cv2.resize(patch_mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+            # the patch's centre falls on an object pixel, so it overlaps the object
+            pick = int(rng.integers(area))
+            x0, y0 = int(xs[pick]) - width // 2, int(ys[pick]) - height // 2
+            layer = np.zeros(obj.shape, bool)
+            sx0, sy0 = max(0, -x0), max(0, -y0)
+            dx0, dy0 = max(0, x0), max(0, y0)
+            dx1, dy1 = min(obj.shape[1], x0 + width), min(obj.shape[0], y0 + height)
+            if dx1 <= dx0 or dy1 <= dy0:
+                continue
+            cut = patch_mask[sy0 : sy0 + dy1 - dy0, sx0 : sx0 + dx1 - dx0]
+            layer[dy0:dy1, dx0:dx1] = cut
+            covered = (layer & obj).sum() / area
+            if not self.cover_range[0] <= covered <= self.cover_range[1]:
+                continue
+            out = image.copy()
+            out[layer] = patch[sy0 : sy0 + dy1 - dy0, sx0 : sx0 + dx1 - dx0][cut]
+            return out, obj & ~layer, ignore & ~layer
+        return image, obj, ignore
+
+    def _cut(self, index: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The occluder's pixels and mask, cut to the mask's box; (None, None) if it is empty."""
+        image, mask, _ = self.occluders.load(index)
+        ys, xs = np.nonzero(mask)
+        if len(ys) < 16:
+            return None, None
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        return image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+
+    def describe(self, index: int) -> str:
+        return self.source.describe(index) + " (occluded)"
+
+
 def build_source(spec: dict[str, Any] | str) -> InstanceSource:
     """A source from a config entry.
 
     A string is a folder (``masks/`` or ``label_maps/`` layout, detected). A dict has
     ``kind``: "folder" (root), "coco" (annotations, images), "voc" (root, split),
     "sbd" (root, split); optional ``max_instances`` keeps the first n instances and
-    ``mirror: true`` flips every instance left to right.
+    ``mirror: true`` flips every instance left to right; ``occluders`` (a list of source
+    entries) pastes one of their instances over part of each object (:class:`Occluded`;
+    ``occlusion_seed`` seeds it).
     """
     if isinstance(spec, (str, Path)):
         spec = {"kind": "folder", "root": str(spec)}
@@ -353,6 +439,8 @@ def build_source(spec: dict[str, Any] | str) -> InstanceSource:
     kind = spec.pop("kind", "folder")
     limit = spec.pop("max_instances", None)
     mirror = spec.pop("mirror", False)
+    occluders = spec.pop("occluders", None)
+    occlusion_seed = spec.pop("occlusion_seed", 0)
     if kind == "folder":
         root = Path(spec.pop("root"))
         if (root / "label_maps").is_dir():
@@ -371,6 +459,8 @@ def build_source(spec: dict[str, Any] | str) -> InstanceSource:
         source = Subset(source, range(min(int(limit), len(source))))
     if mirror:
         source = Mirrored(source)
+    if occluders:
+        source = Occluded(source, build_sources(occluders), seed=int(occlusion_seed))
     return source
 
 

@@ -8,7 +8,16 @@ import cv2
 import numpy as np
 import pytest
 
-from fairs_sdk.training.sources import CocoInstances, FolderLabelMaps, FolderMasks, VOCInstances, build_source, build_sources
+from fairs_sdk.training.sources import (
+    CocoInstances,
+    FolderLabelMaps,
+    FolderMasks,
+    InstanceSource,
+    Occluded,
+    VOCInstances,
+    build_source,
+    build_sources,
+)
 
 
 def write_rgb(path, h=20, w=30) -> None:
@@ -87,3 +96,67 @@ def test_build_sources_errors(tmp_path) -> None:
         build_source({"kind": "lmdb", "root": str(tmp_path)})
     with pytest.raises(ValueError, match="no image folder"):
         build_sources([str(tmp_path)])
+
+
+class _Fixed(InstanceSource):
+    """One instance: a grey image with ``obj`` as the object."""
+
+    def __init__(self, image: np.ndarray, obj: np.ndarray) -> None:
+        self.image, self.obj = image, obj
+
+    def __len__(self) -> int:
+        return 1
+
+    def load(self, index: int):
+        return self.image, self.obj, np.zeros(self.obj.shape, bool)
+
+
+def _square_object(value: int = 100) -> _Fixed:
+    obj = np.zeros((64, 64), bool)
+    obj[16:48, 16:48] = True
+    return _Fixed(np.full((64, 64, 3), value, np.uint8), obj)
+
+
+def test_occluded_target_is_the_visible_object() -> None:
+    source = Occluded(_square_object(100), _square_object(250), seed=3)
+    image, obj, _ = source.load(0)
+    original = source.source.load(0)[1]
+    pasted = (image == 250).all(-1)
+    assert pasted.any(), "an occluder must be pasted over the object"
+    assert not (obj & pasted).any(), "pasted pixels must not stay in the target"
+    assert np.array_equal(obj | (pasted & original), original), "the target must be the object minus the pasted region"
+    covered = (pasted & original).sum() / original.sum()
+    assert 0.1 <= covered <= 0.5, f"the occluder covers {covered:.2f} of the object, outside the default cover range"
+
+
+def test_occluded_is_seeded_by_index() -> None:
+    first = Occluded(_square_object(100), _square_object(250), seed=3).load(0)
+    again = Occluded(_square_object(100), _square_object(250), seed=3).load(0)
+    other = Occluded(_square_object(100), _square_object(250), seed=4).load(0)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again)), "the same seed and index must give the same sample"
+    assert not np.array_equal(first[1], other[1]), "another seed must place the occluder elsewhere"
+
+
+def test_occluded_keeps_the_object_when_no_draw_fits() -> None:
+    # the occluder covers at least a quarter of the box on each side, never at most 1 %
+    source = Occluded(_square_object(100), _square_object(250), cover_range=(0.0, 0.01))
+    image, obj, _ = source.load(0)
+    assert np.array_equal(obj, source.source.load(0)[1]) and (image == 100).all(), "an unfitting draw must leave the instance as it was"
+
+
+def test_build_source_occluders(tmp_path) -> None:
+    for name, value in (("objects", 100), ("occluders", 250)):
+        write_rgb(tmp_path / name / "images" / "a.jpg", 64, 64)
+        cv2.imwrite(str(tmp_path / name / "images" / "a.jpg"), np.full((64, 64, 3), value, np.uint8))
+        mask = np.zeros((64, 64), np.uint8)
+        mask[16:48, 16:48] = 255
+        (tmp_path / name / "masks").mkdir()
+        cv2.imwrite(str(tmp_path / name / "masks" / "a.png"), mask)
+    source = build_source({"kind": "folder", "root": str(tmp_path / "objects"), "occluders": [str(tmp_path / "occluders")]})
+    assert isinstance(source, Occluded), "an entry with occluders must build an Occluded source"
+    assert source.load(0)[1].sum() < 32 * 32, "the built source must occlude its objects"
+
+
+def test_occluded_refuses_bad_ranges() -> None:
+    with pytest.raises(ValueError, match="bad occlusion ranges"):
+        Occluded(_square_object(), _square_object(), cover_range=(0.5, 0.2))
