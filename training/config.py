@@ -300,8 +300,6 @@ RULES: dict[str, dict[str, Rule]] = {
         "feature_dropout": _within(0.0, 1.0, open_high=True),
         "ema": _within(0.0, 1.0, open_high=True),
         "click_local_strength": _at_least(0, "a number"),
-        "region_error_probability": _PROBABILITY,
-        "region_error_object_share": _PROBABILITY,
         "steps": _POSITIVE,
         "batch_size": _POSITIVE,
         "lr": _above(0.0),

@@ -33,7 +33,6 @@ from .guidance import make_encoder
 from .iterative import inside_box
 from .losses import balanced_bce
 from .refiner import RefineDecoder, U2EndToEnd, refine_decoder
-from .region_errors import region_error
 from .simulate import (
     corrective_click, drop_to_three_points, extreme_points, iou, jitter_points, noisy_extreme_points, sample_training_clicks,
 )
@@ -96,8 +95,6 @@ class RefineConfig:
     init_from: str | None = None  # a refine checkpoint whose decoder weights start this run (missing modules keep their init)
     train_only: str | list[str] | None = None  # e.g. "click_branch" or ["click_branch", "fine"]: the rest stays frozen
     feature_dropout: float = 0.0
-    region_error_probability: float = 0.0  # chance a training sample's no-click output gets a simulated region error (click branch only)
-    region_error_object_share: float = 0.5  # of those errors, the share that drops a part of the object (the rest add background)
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (decay per step)
     steps: int = 4000
     batch_size: int = 8
@@ -143,9 +140,6 @@ class RefineConfig:
             raise ValueError(f"design must be 'decoder' or 'end_to_end', got {config.design!r}")
         if config.guidance not in ("sfg", "gaussian") or config.loss not in ("balanced", "bce"):
             raise ValueError(f"guidance must be sfg or gaussian and loss balanced or bce, got {config.guidance!r}, {config.loss!r}")
-        if config.region_error_probability > 0 and not (config.design == "decoder" and config.click_branch):
-            raise ValueError("region_error_probability needs design 'decoder' with click_branch: true "
-                             "(the errors are for the click branch to undo)")
         if config.steps < 1 or config.batch_size < 1 or config.checkpoint_every < 1 or config.validate_every < 1:
             raise ValueError("steps, batch_size, checkpoint_every and validate_every must be >= 1")
         return config
@@ -205,10 +199,8 @@ class CachedDecoder(nn.Module):
         return (torch.from_numpy(cache.features[rows].astype(np.float32)),
                 torch.from_numpy(cache.saliency[rows].astype(np.float32)))
 
-    def forward(
-        self, image: tuple[torch.Tensor, ...], guidance: torch.Tensor, region_error: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        return self.decoder(*image, guidance, region_error), []
+    def forward(self, image: tuple[torch.Tensor, ...], guidance: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.decoder(*image, guidance), []
 
 
 class EndToEnd(nn.Module):
@@ -222,11 +214,7 @@ class EndToEnd(nn.Module):
     def inputs(cache: FeatureCache, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
         return (torch.from_numpy(cache.pixels[rows].transpose(0, 3, 1, 2).astype(np.float32)),)
 
-    def forward(
-        self, image: tuple[torch.Tensor, ...], guidance: torch.Tensor, region_error: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if region_error is not None:
-            raise ValueError("region errors need the decoder design's click branch")
+    def forward(self, image: tuple[torch.Tensor, ...], guidance: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         out = self.model(torch.cat([image[0], guidance], 1))
         return out if isinstance(out, tuple) else (out, [])
 
@@ -245,10 +233,10 @@ def build_trainee(config: RefineConfig) -> nn.Module:
 
 
 @torch.no_grad()
-def _click_rounds(net, image, guidance, encoder, targets, ignores, extreme, positive, negative, rounds, region_error=None):
+def _click_rounds(net, image, guidance, encoder, targets, ignores, extreme, positive, negative, rounds):
     """Predict, add the SPEC 4 click on each sample's largest error, re-encode; ``rounds`` times."""
     for _ in range(rounds):
-        predicted = (net(image, guidance, region_error)[0][:, 0] > 0).numpy()
+        predicted = (net(image, guidance)[0][:, 0] > 0).numpy()
         for i in range(len(targets)):
             click = corrective_click(targets[i], predicted[i], ignores[i])
             if click is None:
@@ -265,27 +253,10 @@ def _masks(cache: FeatureCache, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return cache.target[rows] > 0, cache.valid[rows] > 0
 
 
-def _region_errors(
-    cache: FeatureCache, rows: np.ndarray, target: np.ndarray, probability: float, object_share: float, rng
-) -> torch.Tensor | None:
-    """(N, 1, S, S) simulated region errors, each sample's drawn with ``probability``; None if none is."""
-    chosen = rng.random(len(rows)) < probability
-    if not chosen.any():
-        return None
-    errors = np.zeros((len(rows), 1, *target.shape[1:]), np.float32)
-    for i in np.flatnonzero(chosen):
-        errors[i, 0] = region_error(cache.features[rows[i]], target[i], rng, object_share=object_share)
-    return torch.from_numpy(errors)
-
-
 def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, net, rng):
-    """Image inputs, guidance (clicks simulated, iterative rounds run), target, valid, and the
-    simulated region errors (None if no sample has one) for ``rows``."""
+    """Image inputs, guidance (clicks simulated, iterative rounds run), target, valid for ``rows``."""
     image = net.inputs(cache, rows)
     target, valid = _masks(cache, rows)
-    errors = None
-    if config.region_error_probability:
-        errors = _region_errors(cache, rows, target, config.region_error_probability, config.region_error_object_share, rng)
     extreme, positive, negative, planes = [], [], [], []
     for row, t in zip(rows, target):
         kept = cache.crop_points(row)
@@ -309,10 +280,9 @@ def train_step_inputs(cache, rows, config: RefineConfig, encoder: InputEncoder, 
     if rng.random() < config.iterative_probability:
         rounds = int(rng.integers(1, config.max_iterative_clicks + 1))
         net.eval()
-        guidance = _click_rounds(net, image, guidance, encoder, target, ~valid, extreme, positive, negative, rounds, errors)
+        guidance = _click_rounds(net, image, guidance, encoder, target, ~valid, extreme, positive, negative, rounds)
         net.train()
-    target_t = torch.from_numpy(target[:, None].astype(np.float32))
-    return image, guidance, target_t, torch.from_numpy(valid[:, None].astype(np.float32)), errors
+    return image, guidance, torch.from_numpy(target[:, None].astype(np.float32)), torch.from_numpy(valid[:, None].astype(np.float32))
 
 
 def selection_score(val: dict[str, float]) -> float:
@@ -490,10 +460,10 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
         while step < config.steps:
             rng = np.random.default_rng([config.seed, step])
             rows = rng.choice(len(train), size=config.batch_size, p=train.sample_weight)
-            image, guidance, target, valid, errors = train_step_inputs(train, rows, config, encoder, net, rng)
+            image, guidance, target, valid = train_step_inputs(train, rows, config, encoder, net, rng)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
-            logits, auxiliary = net(image, guidance, errors)
+            logits, auxiliary = net(image, guidance)
             pixel_loss = balanced_bce if config.loss == "balanced" else plain_bce
             loss = pixel_loss(logits, target, valid) + soft_iou_loss(logits, target, valid)
             for aux in auxiliary:

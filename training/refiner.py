@@ -225,11 +225,7 @@ class RefineDecoder(nn.Module):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
-    def forward(
-        self, features: torch.Tensor, saliency: torch.Tensor, guidance: torch.Tensor, region_error: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``region_error`` (N, 1, S, S), training only: logits added to the no-click output
-        before the click branch sees it (:mod:`~fairs_sdk.training.region_errors`)."""
+    def forward(self, features: torch.Tensor, saliency: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
         base = saliency_logit(saliency)
         # The SFG is tiny but positive inside the points' box and 0 outside it (away
         # from the points): its log tells the box apart, which the raw map does not.
@@ -261,8 +257,6 @@ class RefineDecoder(nn.Module):
             fine_inputs.append(F.interpolate(self.context(h), size=half, mode="bilinear", align_corners=False))
         fine = self.fine(torch.cat(fine_inputs, 1))
         out = base + F.interpolate(coarse + fine, size=base.shape[2:], mode="bilinear", align_corners=False)
-        if region_error is not None:
-            out = out + region_error
         if self.click_branch is not None:
             click_maps = torch.cat([guidance[:, i : i + 1] for i in self.click_planes], 1)
             out = out + self.click_branch(h, out, click_maps, torch.cat(similarity, 1))

@@ -139,16 +139,3 @@ def test_rebuilt_model_has_the_trained_decoder_architecture(tmp_path, fake_u2net
     rebuilt = FairsU2(config.spec, **config.decoder_options).decoder.state_dict()
     assert set(trained) == set(rebuilt), f"decoder keys differ: {sorted(set(trained) ^ set(rebuilt))}"
     assert all(trained[k].shape == rebuilt[k].shape for k in trained), "a rebuilt decoder tensor has another shape"
-
-
-def test_region_errors_need_the_click_branch(tmp_path, fake_u2netp, horses_root):
-    with pytest.raises(ValueError, match="region_error_probability needs"):
-        tiny_config(tmp_path, fake_u2netp[0], horses_root, click_similarity=True, region_error_probability=0.5)
-
-
-def test_training_with_region_errors_moves_the_click_branch(tmp_path, fake_u2netp, horses_root):
-    config = tiny_config(tmp_path, fake_u2netp[0], horses_root, click_similarity=True, click_branch=True,
-                         click_local_strength=10.0, region_error_probability=1.0, steps=2, train_only="click_branch")
-    after = torch.load(train_refiner(config, progress=False) / "last.pt", weights_only=True)["model"]
-    assert any(v.abs().sum() > 0 for k, v in after.items() if k.startswith("click_branch.out")), \
-        "the click branch did not train on samples with region errors"

@@ -122,22 +122,3 @@ def test_click_branch_starts_from_the_local_weights_it_is_given():
     assert change[0, 0, 32, 32] < -5.0, f"a negative click must lower its own pixel's logit by ~6, got {change[0, 0, 32, 32]:.2f}"
     with pytest.raises(ValueError, match="one weight per click map"):
         RefineDecoder(3, click_planes=(1, 2), click_branch=True, click_local_init=(6.0,))
-
-
-def test_region_error_is_added_before_the_click_branch():
-    torch.manual_seed(0)
-    decoder = RefineDecoder(3, click_planes=(1, 2), click_branch=True, click_local_init=(10.0, -10.0)).eval()
-    torch.nn.init.normal_(decoder.click_branch.out.weight, 0, 0.5)
-    features, saliency = torch.rand(1, 128, 16, 16), torch.randn(1, 1, 64, 64)
-    error = torch.zeros(1, 1, 64, 64)
-    error[..., 10:30, 10:30] = -12.0
-    no_click = torch.zeros(1, 3, 64, 64)
-    clicked = no_click.clone()
-    clicked[0, 1, 18:22, 18:22] = 1.0
-    with torch.no_grad():
-        plain = decoder(features, saliency, no_click)
-        assert torch.allclose(decoder(features, saliency, no_click, error), plain + error), \
-            "without clicks the output must be the no-click logits plus the region error"
-        seen = decoder(features, saliency, clicked, error) - error
-        unseen = decoder(features, saliency, clicked)
-    assert not torch.allclose(seen, unseen), "the click branch must see the region error (it reads the logits)"
