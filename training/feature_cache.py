@@ -14,11 +14,15 @@ S/4) float16, ``saliency`` (n, 1, S, S) float16, ``target`` and ``valid`` (n, S,
 ``names`` (n,) str, ``points`` (n, 4, 2) float32 canvas (x, y) of the extreme points the
 crop was made from (NaN rows for a dropped point); a pixel cache (no encoder, for end-to-end training) has ``pixels``
 (n, S, S, 3) uint8 instead of features and saliency. Shards already written are kept,
-so an interrupted build resumes.
+so an interrupted build resumes; ``cache.json`` records what the crops were made with
+(source, count, input size, relax, crop points, jitter), and a build with other settings
+into the same folder is refused.
 """
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -32,7 +36,7 @@ from fairs_sdk.encoder import InputEncoder
 
 from .simulate import extreme_points, point_to_drop
 
-__all__ = ["FeatureCache", "build_cache", "JITTER_NOISE", "JITTER_RELAX"]
+__all__ = ["FeatureCache", "build_cache", "JITTER_NOISE", "JITTER_RELAX", "MANIFEST"]
 
 #: Jittered crops (``build_cache(crop_jitter=True)``): points moved by up to this many image px
 #: before the box is made, and the relax multiplied by a factor drawn from this range.
@@ -63,6 +67,10 @@ def build_cache(
         raise ValueError(f"crop_points must be 3 or 4, got {crop_points}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    _check_manifest(folder, {
+        "source": source.name, "instances": len(indices), "input_size": spec.input_size, "relax": spec.relax,
+        "crop_points": crop_points, "crop_jitter": crop_jitter, "kind": "features" if encoder is not None else "pixels",
+    })
     encode = InputEncoder(spec)
     size = spec.input_size
     shards = [list(indices[i : i + shard_size]) for i in range(0, len(indices), shard_size)]
@@ -115,6 +123,33 @@ def build_cache(
     if bar is not None:
         bar.close()
     return folder
+
+
+#: The file in each cache folder that says what its crops were made with.
+MANIFEST = "cache.json"
+
+
+def _check_manifest(folder: Path, made_with: dict) -> None:
+    """Write ``made_with`` into a new cache folder; refuse one whose crops were made otherwise.
+
+    A folder is named after its config entry, so without this a changed relax, input size
+    or source would silently reuse crops made the old way. Folders written before the
+    manifest existed have shards and no manifest: they are taken as they are, with a warning.
+    """
+    path = folder / MANIFEST
+    if path.exists():
+        found = json.loads(path.read_text())
+        changed = {k: (found.get(k), v) for k, v in made_with.items() if found.get(k) != v}
+        if changed:
+            details = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise ValueError(f"cache {folder} was made with other settings ({details}); "
+                             "delete it or point cache_dir elsewhere")
+        return
+    if any(folder.glob("shard_*[0-9].npz")):
+        warnings.warn(f"cache {folder} has no {MANIFEST} (made by an older version); its settings cannot be checked",
+                      stacklevel=3)
+        return
+    path.write_text(json.dumps(made_with, indent=1, sort_keys=True) + "\n")
 
 
 @dataclass

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from fairs_sdk.config import InputSpec
-from fairs_sdk.training.feature_cache import FeatureCache, build_cache
+from fairs_sdk.training.feature_cache import MANIFEST, FeatureCache, build_cache
 from fairs_sdk.training.sources import build_source
 
 SPEC = InputSpec(input_size=64, relax=10, input_channels=("rgb", "sfg"))
@@ -47,3 +48,26 @@ def test_old_caches_without_points_load_as_four_point_crops(tmp_path, horses_roo
     np.savez(shard, **arrays)
     cache = FeatureCache.load([tmp_path / "plain"])
     assert np.isnan(cache.points).all() and cache.crop_points(0) is None
+
+
+def test_a_cache_made_with_other_settings_is_refused(tmp_path, horses_root):
+    _pixel_cache(tmp_path, horses_root, "plain")
+    source = build_source({"kind": "folder", "root": str(horses_root), "max_instances": 3})
+    wider = InputSpec(input_size=64, relax=20, input_channels=("rgb", "sfg"))
+    with pytest.raises(ValueError, match=r"other settings \(relax 10 -> 20\)"):
+        build_cache(source, [0, 1, 2], wider, None, tmp_path / "plain", progress=False)
+    with pytest.raises(ValueError, match="crop_points 4 -> 3"):
+        build_cache(source, [0, 1, 2], SPEC, None, tmp_path / "plain", progress=False, crop_points=3)
+
+
+def test_a_cache_with_the_same_settings_resumes(tmp_path, horses_root):
+    first = _pixel_cache(tmp_path, horses_root, "plain")
+    again = _pixel_cache(tmp_path, horses_root, "plain")
+    assert np.array_equal(first.pixels, again.pixels), "the same settings must reuse the cache as it is"
+
+
+def test_a_cache_from_before_the_manifest_is_used_with_a_warning(tmp_path, horses_root):
+    _pixel_cache(tmp_path, horses_root, "plain")
+    (tmp_path / "plain" / MANIFEST).unlink()
+    with pytest.warns(UserWarning, match="cannot be checked"):
+        _pixel_cache(tmp_path, horses_root, "plain")
