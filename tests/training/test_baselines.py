@@ -1,6 +1,7 @@
 """Tests of the GrabCut baseline."""
 
 import numpy as np
+import pytest
 
 from fairs_sdk.training.baselines import GrabCutPredictor
 from fairs_sdk.training.simulate import extreme_points, iou
@@ -63,3 +64,34 @@ def test_u2netp_crop_baseline_ignores_clicks(fake_u2netp):
     plain = predictor.probabilities(image, points)
     clicked = predictor.probabilities(image, points, negative=np.array([[140.0, 95.0]]))
     assert np.array_equal(plain, clicked)
+
+
+class RecordingSession:
+    """Stands in for U2-Netp: records the input shape, returns a centred blob of that size."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def run(self, _names, feeds):
+        x = next(iter(feeds.values()))
+        self.shapes.append(x.shape)
+        side = x.shape[-1]
+        yy, xx = np.mgrid[:side, :side]
+        return [np.exp(-((xx - side / 2) ** 2 + (yy - side / 2) ** 2) / (side / 4) ** 2)[None, None].astype(np.float32)]
+
+
+def test_u2netp_crop_baseline_runs_a_given_session_at_its_size():
+    from fairs_sdk.training.baselines import U2NetpCropPredictor
+
+    image, obj = disk_scene()
+    session = RecordingSession()
+    prob = U2NetpCropPredictor("never-read.onnx", size=288, session=session).probabilities(image, extreme_points(obj))
+    assert session.shapes == [(1, 3, 288, 288)], f"the crop must reach the session at 288 x 288, got {session.shapes}"
+    assert prob.shape == obj.shape and prob.max() > 0.95, f"the session's map must be pasted back, min-max normalised (max {prob.max()})"
+
+
+def test_u2netp_crop_baseline_refuses_another_size_for_the_onnx_file(fake_u2netp):
+    from fairs_sdk.training.baselines import U2NetpCropPredictor
+
+    with pytest.raises(ValueError, match="320"):
+        U2NetpCropPredictor(str(fake_u2netp[0]), size=288)
