@@ -299,3 +299,44 @@ def test_flip_averaged_bundle_session_clicks_equal_segment(flip_bundle):
     direct = seg.segment(image, points, negative_clicks=[(60, 45)])
     diff = float(np.abs(clicked.probabilities - direct.probabilities).max())
     assert diff <= 1e-5, f"session (decoder only) and segment differ by {diff:.2e}"
+
+
+# --------------------------------------------------------------------------- blend with U2-Netp at a second size
+@pytest.fixture(scope="module")
+def blend_bundle(tmp_path_factory, fake_u2netp):
+    from fairs_sdk.export.two_part import export_bundle
+
+    torch.manual_seed(4)
+    decoder = RefineDecoder(3, width=16, click_planes=(1, 2), click_branch=True)
+    for p in decoder.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.05)
+    model = build_fairs_u2(fake_u2netp[0], decoder.state_dict(), SPEC, blend_size=32, blend_weight=0.5, width=16,
+                           click_similarity=True, click_branch=True)
+    return export_bundle(model, tmp_path_factory.mktemp("blend"), "blend", flip_average=True,
+                         extra={"blend_size": 32, "blend_weight": 0.5})
+
+
+def test_blend_bundle_encoder_carries_both_sizes_maps_for_both_views(blend_bundle):
+    from fairs_sdk.export.onnx_export import onnxruntime_session
+
+    assert all(d <= 1e-4 for d in blend_bundle.parity.values()), blend_bundle.parity
+    x = _input(7)
+    features, saliency = onnxruntime_session(blend_bundle.image_encoder).run(None, {"rgb": x[:, :3]})
+    assert features.shape[1] == 256 and saliency.shape[1] == 4, (features.shape, saliency.shape)
+    (whole,) = onnxruntime_session(blend_bundle.combined).run(None, {"input": x})
+    (parts,) = onnxruntime_session(blend_bundle.decoder).run(
+        None, {"features": features, "saliency": saliency, "guidance": x[:, 3:]})
+    assert np.abs(parts - whole).max() <= 1e-5, f"parts differ from the combined graph by {np.abs(parts - whole).max():.2e}"
+
+
+def test_blend_bundle_session_clicks_equal_segment(blend_bundle):
+    from fairs_sdk import Segmenter
+
+    seg = Segmenter(blend_bundle.combined, warmup=False)
+    assert seg.two_part and read_metadata(blend_bundle.combined).extra["blend_size"] == 32
+    image = np.random.default_rng(1).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    points = [(20, 40), (100, 45), (60, 10), (62, 80)]
+    clicked = seg.session(image, points).add_positive(58, 44)
+    direct = seg.segment(image, points, positive_clicks=[(58, 44)])
+    diff = float(np.abs(clicked.probabilities - direct.probabilities).max())
+    assert diff <= 1e-5, f"a session's click differs from segment() with the same click by {diff:.2e}"
