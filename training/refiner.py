@@ -59,46 +59,26 @@ class ImageEncoder(nn.Module):
 
     Normalises as rembg does (the crop divided by its own max, then ImageNet mean and
     std), so that the frozen weights see what they were trained on.
-
-    ``blend_size``: U2-Netp also runs on the canvas resized (bilinear) to ``blend_size`` x
-    ``blend_size`` (a multiple of 32); its logits, resized back to S, become a second
-    saliency plane: ``saliency`` is then (N, 2, S, S). The decoder averages its no-click
-    prediction with that plane (:class:`RefineDecoder`'s ``blend_weight``). Off (None) in
-    training: the caches hold one plane.
     """
 
-    def __init__(self, blend_size: int | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        if blend_size is not None and (blend_size <= 0 or blend_size % 32):
-            raise ValueError(f"blend_size must be a positive multiple of 32 (U2-Netp pools five times), got {blend_size}")
         self.u2 = U2NetP()
         self.normalise = U2Normalise()
-        self.blend_size = blend_size
 
     def forward(self, rgb: torch.Tensor) -> EncoderOutput:
         out = self.u2(self.normalise(rgb))
         hx1d, hx2d, hx3d = out.features[:3]
         features = torch.cat([hx3d, F.avg_pool2d(hx2d, 2)], 1)
-        saliency = out.d0
-        if self.blend_size is not None:
-            small = F.interpolate(rgb, size=(self.blend_size, self.blend_size), mode="bilinear", align_corners=False)
-            second = F.interpolate(self.u2(self.normalise(small)).d0, size=rgb.shape[2:], mode="bilinear",
-                                   align_corners=False)
-            saliency = torch.cat([saliency, second], 1)
-        return EncoderOutput(features=features, saliency=saliency)
-
-
-def normalised_saliency(d0: torch.Tensor) -> torch.Tensor:
-    """U2-Netp logits (N, 1, S, S) -> the min-max normalised saliency (each map's own min and max), clamped to [EPS, 1 - EPS]."""
-    p = torch.sigmoid(d0)
-    low = p.amin(dim=(2, 3), keepdim=True)
-    high = p.amax(dim=(2, 3), keepdim=True)
-    return ((p - low) / (high - low).clamp_min(1e-6)).clamp(EPS, 1 - EPS)
+        return EncoderOutput(features=features, saliency=out.d0)
 
 
 def saliency_logit(d0: torch.Tensor) -> torch.Tensor:
     """U2-Netp logits (N, 1, S, S) -> logit of the min-max normalised saliency, clamped at EPS."""
-    p = normalised_saliency(d0)
+    p = torch.sigmoid(d0)
+    low = p.amin(dim=(2, 3), keepdim=True)
+    high = p.amax(dim=(2, 3), keepdim=True)
+    p = ((p - low) / (high - low).clamp_min(1e-6)).clamp(EPS, 1 - EPS)
     return torch.log(p) - torch.log1p(-p)
 
 
@@ -189,10 +169,6 @@ class RefineDecoder(nn.Module):
             mixture of windows around the clicks (:meth:`ClickBranch.window`).
         click_local_init: the click branch's starting weight of each click map's own Gaussian
             (:func:`click_local_weights` makes them from the model's channel names).
-        blend_weight: used when ``saliency`` has a second plane (:class:`ImageEncoder`'s
-            ``blend_size``): the no-click probability becomes ``(1 - w) * sigmoid(own) + w *``
-            that plane's normalised saliency, and the click branch's correction is added to
-            the logit of that blend, so clicks act at full strength. Not a trained weight.
 
     ``guidance`` is (N, G, S, S) float32 in [0, 1]: the declared planes in order, the
     SFG (if declared) first. The output is U2-Netp's normalised saliency logit plus a
@@ -213,12 +189,8 @@ class RefineDecoder(nn.Module):
         click_branch: bool = False,
         click_locality: bool = False,
         click_local_init: tuple[float, ...] | None = None,
-        blend_weight: float = 0.0,
     ) -> None:
         super().__init__()
-        if not 0.0 <= blend_weight <= 1.0:
-            raise ValueError(f"blend_weight must be in [0, 1], got {blend_weight}")
-        self.blend_weight = float(blend_weight)
         self.guidance_channels = guidance_channels
         self.click_planes = tuple(click_planes)
         if any(not 0 <= i < guidance_channels for i in self.click_planes):
@@ -254,8 +226,7 @@ class RefineDecoder(nn.Module):
             nn.init.zeros_(last.bias)
 
     def forward(self, features: torch.Tensor, saliency: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
-        """features (N, 128, S/4, S/4); saliency (N, 1 or 2, S, S) U2-Netp logits; guidance (N, G, S, S) -> (N, 1, S, S) logits."""
-        base = saliency_logit(saliency[:, :1])
+        base = saliency_logit(saliency)
         # The SFG is tiny but positive inside the points' box and 0 outside it (away
         # from the points): its log tells the box apart, which the raw map does not.
         log_sfg = torch.log(guidance[:, :1] + 1e-6) / 14.0
@@ -286,21 +257,10 @@ class RefineDecoder(nn.Module):
             fine_inputs.append(F.interpolate(self.context(h), size=half, mode="bilinear", align_corners=False))
         fine = self.fine(torch.cat(fine_inputs, 1))
         out = base + F.interpolate(coarse + fine, size=base.shape[2:], mode="bilinear", align_corners=False)
-        blended = self._blend(out, saliency)
         if self.click_branch is not None:
             click_maps = torch.cat([guidance[:, i : i + 1] for i in self.click_planes], 1)
-            # the branch reads the decoder's own logits, as in training, and corrects the blend
-            blended = blended + self.click_branch(h, out, click_maps, torch.cat(similarity, 1))
-        return blended
-
-    def _blend(self, logits: torch.Tensor, saliency: torch.Tensor) -> torch.Tensor:
-        """(N, 1, S, S) no-click logits -> the logit of their probability averaged with the second saliency plane."""
-        if saliency.shape[1] < 2 or self.blend_weight == 0.0:
-            return logits
-        w = self.blend_weight
-        p = (1 - w) * torch.sigmoid(logits) + w * normalised_saliency(saliency[:, 1:2])
-        p = p.clamp(1e-6, 1 - 1e-6)
-        return torch.log(p) - torch.log1p(-p)
+            out = out + self.click_branch(h, out, click_maps, torch.cat(similarity, 1))
+        return out
 
 
 def click_local_weights(spec: InputSpec, strength: float) -> tuple[float, ...] | None:
@@ -343,21 +303,15 @@ def refine_decoder(
 class FairsU2(nn.Module):
     """The whole model: (N, C, S, S) input as the runtime feeds it (raw RGB 0..255, then the
     declared guidance planes) -> (N, 1, S, S) logits. ``spec.input_channels`` must start with rgb
-    and have the SFG next; ``decoder_options`` are :func:`refine_decoder`'s. ``blend_size``
-    (None: off) and ``blend_weight``: the decoder's no-click prediction is averaged with U2-Netp's
-    own map at that second input size (:class:`ImageEncoder`, :class:`RefineDecoder`)."""
+    and have the SFG next; ``decoder_options`` are :func:`refine_decoder`'s."""
 
-    def __init__(self, spec: InputSpec, blend_size: int | None = None, blend_weight: float = 0.5,
-                 **decoder_options: Any) -> None:
+    def __init__(self, spec: InputSpec, **decoder_options: Any) -> None:
         super().__init__()
         if tuple(spec.input_channels[:2]) != ("rgb", "sfg"):
             raise ValueError(f"FairsU2 takes rgb, sfg, then click maps; got {list(spec.input_channels)}")
         self.spec = spec
-        self.encoder = ImageEncoder(blend_size)
+        self.encoder = ImageEncoder()
         self.decoder = refine_decoder(spec, **decoder_options)
-        if blend_size is not None and not 0.0 < blend_weight <= 1.0:
-            raise ValueError(f"blend_weight must be in (0, 1] with a blend_size, got {blend_weight}")
-        self.decoder.blend_weight = float(blend_weight) if blend_size is not None else 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         enc = self.encoder(x[:, :3])

@@ -6,9 +6,7 @@ import pytest
 import torch
 
 from fairs_sdk.config import InputSpec
-from fairs_sdk.training.refiner import (
-    FairsU2, ImageEncoder, RefineDecoder, U2EndToEnd, click_local_weights, normalised_saliency, saliency_logit,
-)
+from fairs_sdk.training.refiner import FairsU2, RefineDecoder, U2EndToEnd, click_local_weights, saliency_logit
 
 CLICK_SPEC = InputSpec(input_size=64, relax=30, input_channels=("rgb", "sfg", "positive_clicks", "negative_clicks"))
 
@@ -124,62 +122,3 @@ def test_click_branch_starts_from_the_local_weights_it_is_given():
     assert change[0, 0, 32, 32] < -5.0, f"a negative click must lower its own pixel's logit by ~6, got {change[0, 0, 32, 32]:.2f}"
     with pytest.raises(ValueError, match="one weight per click map"):
         RefineDecoder(3, click_planes=(1, 2), click_branch=True, click_local_init=(6.0,))
-
-
-# --------------------------------------------------------------------------- blend with U2-Netp at a second size
-def _blend_decoder(weight: float) -> RefineDecoder:
-    torch.manual_seed(3)
-    decoder = RefineDecoder(3, click_planes=(1, 2), click_branch=True, blend_weight=weight).eval()
-    for p in decoder.parameters():
-        torch.nn.init.normal_(p, 0.0, 0.3)
-    return decoder
-
-
-def test_blend_averages_the_no_click_probability_with_the_second_map():
-    decoder = _blend_decoder(0.5)
-    features, saliency = torch.rand(1, 128, 16, 16), torch.randn(1, 2, 64, 64) * 3
-    guidance = torch.zeros(1, 3, 64, 64)
-    guidance[0, 0] = torch.rand(64, 64)
-    with torch.no_grad():
-        blended = torch.sigmoid(decoder(features, saliency, guidance))
-        own = torch.sigmoid(decoder(features, saliency[:, :1], guidance))
-    want = 0.5 * own + 0.5 * normalised_saliency(saliency[:, 1:2])
-    diff = float((blended - want).abs().max())
-    assert diff < 1e-5, f"blended no-click probability differs from the mean of the two maps by {diff:.2e}"
-
-
-def test_blend_keeps_the_click_branch_correction_at_full_strength():
-    decoder = _blend_decoder(0.5)
-    features, saliency = torch.rand(1, 128, 16, 16), torch.randn(1, 2, 64, 64) * 3
-    plain = torch.zeros(1, 3, 64, 64)
-    plain[0, 0] = torch.rand(64, 64)
-    clicked = plain.clone()
-    clicked[0, 2, 30:33, 30:33] = 1.0  # a negative click
-    with torch.no_grad():
-        blended, own = decoder(features, saliency, clicked), decoder(features, saliency[:, :1], clicked)
-        decoder.click_branch = None
-        branch_blended = blended - decoder(features, saliency, clicked)
-        branch_own = own - decoder(features, saliency[:, :1], clicked)
-    assert branch_own.abs().max() > 1e-2, "the test's click branch does not respond to the click: the test proves nothing"
-    assert torch.allclose(branch_blended, branch_own, atol=1e-4), "the blend changed what the click branch adds to the logits"
-
-
-def test_image_encoder_blend_size_adds_u2netps_map_at_that_size():
-    torch.manual_seed(0)
-    encoder = ImageEncoder(blend_size=32).eval()
-    rgb = torch.rand(1, 3, 64, 64) * 255
-    with torch.no_grad():
-        out = encoder(rgb)
-        encoder.blend_size = None
-        single = encoder(rgb)
-        small = encoder(torch.nn.functional.interpolate(rgb, size=(32, 32), mode="bilinear", align_corners=False))
-    assert out.saliency.shape == (1, 2, 64, 64), out.saliency.shape
-    assert torch.equal(out.saliency[:, :1], single.saliency), "the first plane must stay the canvas-size map"
-    want = torch.nn.functional.interpolate(small.saliency, size=(64, 64), mode="bilinear", align_corners=False)
-    assert torch.allclose(out.saliency[:, 1:], want, atol=1e-5), "the second plane is not U2-Netp at blend_size"
-
-
-@pytest.mark.parametrize("size, weight", [(300, 0.5), (0, 0.5), (288, 0.0), (288, 1.5)])
-def test_fairs_u2_refuses_a_bad_blend(size, weight):
-    with pytest.raises(ValueError, match="blend"):
-        FairsU2(CLICK_SPEC, blend_size=size, blend_weight=weight)
