@@ -97,6 +97,7 @@ class RefineConfig:
     feature_dropout: float = 0.0
     ema: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (decay per step)
     steps: int = 4000
+    stop_step: int | None = None  # end the run after this step (validated, saved); the schedule still spans `steps`
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -142,6 +143,8 @@ class RefineConfig:
             raise ValueError(f"guidance must be sfg or gaussian and loss balanced or bce, got {config.guidance!r}, {config.loss!r}")
         if config.steps < 1 or config.batch_size < 1 or config.checkpoint_every < 1 or config.validate_every < 1:
             raise ValueError("steps, batch_size, checkpoint_every and validate_every must be >= 1")
+        if config.stop_step is not None and not 1 <= config.stop_step <= config.steps:
+            raise ValueError(f"stop_step must be between 1 and steps ({config.steps}), got {config.stop_step}")
         return config
 
 
@@ -383,6 +386,10 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
 
     ``last.pt`` holds ``model`` (the trained module's state dict: the decoder's for design
     "decoder", the whole U2EndToEnd's for "end_to_end"), the optimiser, the step and the config.
+
+    ``config.stop_step`` ends the run early, after that step's validation and checkpoint,
+    with the learning rate still scheduled over ``config.steps`` (the same weights as the
+    full run's at that step).
     """
     torch.set_num_threads(config.threads)
     out = Path(config.output_dir)
@@ -450,14 +457,15 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
                 average.mul_(decay).add_(current, alpha=1 - decay)
 
     bar = None
+    end = config.steps if config.stop_step is None else config.stop_step
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.steps, initial=step, desc=f"refine ({config.design})")
+        bar = tqdm(total=end, initial=step, desc=f"refine ({config.design})")
     started = time.time()
     net.train()
     with kernel_threads(1):
-        while step < config.steps:
+        while step < end:
             rng = np.random.default_rng([config.seed, step])
             rows = rng.choice(len(train), size=config.batch_size, p=train.sample_weight)
             image, guidance, target, valid = train_step_inputs(train, rows, config, encoder, net, rng)
@@ -475,7 +483,7 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
             if config.ema > 0:
                 update_average()
             record = {"step": step, "loss": round(float(loss.detach()), 5), "lr": lr_at(step - 1), "seconds": round(time.time() - started, 1)}
-            if step % config.validate_every == 0 or step == config.steps:
+            if step % config.validate_every == 0 or step == end:
                 record["val"] = validate(kept_net, val, encoder)
                 if val_three is not None:
                     record["val"]["3pts_crop"] = validate_three(kept_net, val_three, encoder)
@@ -486,7 +494,7 @@ def train_refiner(config: RefineConfig, resume: bool = False, progress: bool = T
             if step % 10 == 0 or "val" in record:
                 log.write(json.dumps(record) + "\n")
                 log.flush()
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            if step % config.checkpoint_every == 0 or step == end:
                 save()
             if bar is not None:
                 bar.update(1)

@@ -77,6 +77,23 @@ def test_resume_goes_on_from_the_checkpoint(tmp_path, fake_u2netp, horses_root):
     assert steps == sorted(steps), f"a resumed run must not repeat steps: {steps}"
 
 
+def test_stop_step_ends_the_run_early_on_the_full_schedule(tmp_path, fake_u2netp, horses_root):
+    config = tiny_config(tmp_path, fake_u2netp[0], horses_root, steps=10, stop_step=2, validate_every=5,
+                         warmup_steps=1, lr=1e-3)
+    out = train_refiner(config, progress=False)
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 2, "the run did not stop at stop_step"
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 2 and "val" in lines[-1], f"the stop step was not validated: {lines[-1]}"
+    want = 1e-3 * (1 - 1 / 10) ** 0.9  # step 2's rate on the 10-step schedule (a 2-step one would give 5.4e-4)
+    assert lines[-1]["lr"] == pytest.approx(want), f"stop_step changed the schedule: lr {lines[-1]['lr']} against {want}"
+
+
+@pytest.mark.parametrize("stop_step", [0, 11])
+def test_stop_step_outside_the_run_is_refused(tmp_path, fake_u2netp, horses_root, stop_step):
+    with pytest.raises(ValueError, match="stop_step"):
+        tiny_config(tmp_path, fake_u2netp[0], horses_root, steps=10, stop_step=stop_step)
+
+
 def test_end_to_end_design_trains_the_whole_network(tmp_path, fake_u2netp, horses_root):
     config = tiny_config(tmp_path, fake_u2netp[0], horses_root, design="end_to_end", steps=2, validate_every=2)
     out = train_refiner(config, progress=False)
