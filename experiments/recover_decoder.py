@@ -26,8 +26,8 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from fairs_sdk.export.onnx_export import onnxruntime_session, read_metadata
-from fairs_sdk.export.two_part import _DecoderGraph
+from fairs_sdk.export.onnx_export import PARITY_ATOL, read_metadata
+from fairs_sdk.export.two_part import _DecoderGraph, _parity
 from fairs_sdk.training.config import load_refine_config
 from fairs_sdk.training.refiner import FEATURE_CHANNELS, refine_decoder
 
@@ -78,12 +78,7 @@ def main() -> None:
              "saliency": rng.normal(0, 4, (1, views, s, s)).astype(np.float32),
              "guidance": (rng.random((1, g, s, s)) > 0.99).astype(np.float32)}
     feeds["guidance"][:, 0] = rng.random((s, s))
-    (got,) = onnxruntime_session(args.decoder).run(None, feeds)
-    with torch.no_grad():
-        want = _DecoderGraph(decoder, flip)(*(torch.from_numpy(v) for v in feeds.values())).numpy()
-    diff = float(np.abs(got - want).max())
-    if not diff <= 1e-4:
-        raise SystemExit(f"the recovered decoder differs from {args.decoder} by {diff:.2e}")
+    diff = _parity(args.decoder, _DecoderGraph(decoder, flip), feeds, PARITY_ATOL)  # ParityError above it
     args.output.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": decoder.state_dict(), "step": int(extra.get("step", 0)),
                 "config": json.loads(json.dumps(asdict(config), default=str)), "recovered_from": str(args.decoder)},
