@@ -57,6 +57,10 @@ class InputSpec:
     Attributes:
         input_size: side of the square canvas the crop is resized to, pixels.
         relax: margin added on every side of the points' box, image pixels (SPEC 2).
+        partial_relax: for fewer than four extreme points, the margin grows by this
+            fraction of the longer side of the points' box (0: ``relax`` alone). Their
+            box then misses a side of the object (three of DAVIS-345's four points hold
+            83 % of it), by more the larger the object.
         beta, kappa, sigma: SFG parameters (SPEC 1).
         threshold: probability at or above which a pixel is object.
         mean, std: per-channel RGB normalisation on [0, 1] pixel values.
@@ -66,6 +70,7 @@ class InputSpec:
 
     input_size: int = 512
     relax: int = 50
+    partial_relax: float = 0.0
     beta: float = BETA
     kappa: float = KAPPA
     sigma: float = SIGMA
@@ -80,6 +85,7 @@ class InputSpec:
         set_ = object.__setattr__  # frozen: normalise the stored types once, here
         set_(self, "input_size", _integer("input_size", self.input_size, minimum=16))
         set_(self, "relax", _integer("relax", self.relax, minimum=0))
+        set_(self, "partial_relax", _real("partial_relax", self.partial_relax, ">= 0", lambda v: v >= 0))
         set_(self, "beta", _real("beta", self.beta, "> 0", lambda v: v > 0))
         set_(self, "kappa", _real("kappa", self.kappa, ">= 1 (a Minkowski norm order)", lambda v: v >= 1))
         set_(self, "sigma", _real("sigma", self.sigma, "> 0", lambda v: v > 0))
@@ -101,9 +107,20 @@ class InputSpec:
         """C, the number of input planes: 3 for ``rgb`` and 1 for each other channel."""
         return sum(CHANNEL_WIDTHS[n] for n in self.input_channels)
 
+    def relax_for(self, extreme_count: int, box_side: float) -> int:
+        """The crop margin, image px, for ``extreme_count`` extreme points whose box (with
+        any positive clicks) has ``box_side`` px as its longer side."""
+        if extreme_count < 4:
+            return self.relax + round(self.partial_relax * box_side)
+        return self.relax
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """Plain JSON-able dict (tuples become lists); ``partial_relax`` only when not 0, so
+        that a model without it stays readable by runtimes that predate it."""
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        if not values["partial_relax"]:
+            del values["partial_relax"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "InputSpec":

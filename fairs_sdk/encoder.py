@@ -67,8 +67,11 @@ class InputEncoder:
         self.channel_count = spec.channel_count
 
     def crop_box(self, extreme: np.ndarray, positive: np.ndarray = _NO_POINTS) -> tuple[int, int, int, int]:
-        """Box of the extreme points and positive clicks enlarged by ``relax`` (SPEC 2)."""
-        return crop.crop_box(np.concatenate([extreme, positive]), self.spec.relax)
+        """Box of the extreme points and positive clicks enlarged by ``relax`` (SPEC 2), and for
+        fewer than four extreme points by ``partial_relax`` of its longer side too."""
+        points = np.concatenate([extreme, positive])
+        side = float(np.ptp(points, axis=0).max()) if len(points) else 0.0
+        return crop.crop_box(points, self.spec.relax_for(len(extreme), side))
 
     def crop_pixels(self, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(S, S, 3) uint8 zero-padded crop of an (H, W, 3) uint8 image."""

@@ -70,6 +70,8 @@ def build_cache(
     _check_manifest(folder, {
         "source": source.name, "instances": len(indices), "input_size": spec.input_size, "relax": spec.relax,
         "crop_points": crop_points, "crop_jitter": crop_jitter, "kind": "features" if encoder is not None else "pixels",
+        # written only where it shapes the crops, so that older caches keep matching
+        **({"partial_relax": spec.partial_relax} if crop_points == 3 and spec.partial_relax else {}),
     })
     encode = InputEncoder(spec)
     size = spec.input_size
@@ -100,7 +102,8 @@ def build_cache(
             if crop_jitter:
                 rng = np.random.default_rng([11, int(index)])
                 moved = kept + rng.uniform(-JITTER_NOISE, JITTER_NOISE, size=kept.shape)
-                box = crop_box(moved, int(round(spec.relax * rng.uniform(*JITTER_RELAX))))
+                relax = spec.relax_for(len(kept), float(np.ptp(kept, axis=0).max()))
+                box = crop_box(moved, int(round(relax * rng.uniform(*JITTER_RELAX))))
             else:
                 box = encode.crop_box(kept)
             pixels = encode.crop_pixels(image, box)

@@ -101,3 +101,33 @@ def test_bad_input_channels_are_rejected(channels, message):
 def test_input_spec_json_must_be_an_object():
     with pytest.raises(ValueError, match="JSON object"):
         InputSpec.from_json("[512, 50]")
+
+
+def test_partial_relax_widens_the_margin_only_below_four_extreme_points():
+    spec = InputSpec(relax=30, partial_relax=0.2)
+    got = [spec.relax_for(n, box_side=200.0) for n in (2, 3, 4, 5)]
+    assert got == [70, 70, 30, 30], f"margins for 2, 3, 4, 5 points should be 70, 70, 30, 30, got {got}"
+
+
+def test_partial_relax_grows_with_the_box():
+    spec = InputSpec(relax=30, partial_relax=0.2)
+    assert spec.relax_for(3, box_side=50.0) == 40 and spec.relax_for(3, box_side=500.0) == 130
+
+
+def test_without_partial_relax_every_point_count_takes_relax():
+    spec = InputSpec(relax=30)
+    assert {spec.relax_for(n, box_side=300.0) for n in (2, 3, 4)} == {30}
+
+
+@pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf"), True, "0.2", None])
+def test_bad_partial_relax_is_rejected(value):
+    with pytest.raises(ValueError, match="partial_relax must be a finite number >= 0"):
+        InputSpec(partial_relax=value)
+
+
+def test_partial_relax_survives_json_and_is_left_out_when_zero():
+    spec = InputSpec(relax=30, partial_relax=0.2)
+    assert InputSpec.from_json(spec.to_json()) == spec
+    assert "partial_relax" not in InputSpec(relax=30).to_dict(), (
+        "a zero partial_relax must not be written: runtimes that predate it refuse unknown fields"
+    )

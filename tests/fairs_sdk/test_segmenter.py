@@ -112,6 +112,17 @@ def test_constants_come_from_model_metadata(tmp_path):
     assert res.box == (100 - 7, 50 - 7, 199 + 8, 129 + 8), f"box {res.box} does not use the model's relax of 7"
 
 
+def test_three_points_crop_with_the_models_partial_relax(tmp_path):
+    spec = InputSpec(input_size=32, relax=7, partial_relax=0.1)
+    seg = Segmenter(make_echo_model(tmp_path / "partial.onnx", channel=0, scale=1 / 255, spec=spec))
+    assert seg.segment(rect_image(), RECT_POINTS).box == (93, 43, 207, 137), "four points must take relax (7) alone"
+    three = seg.segment(rect_image(), RECT_POINTS[:3])  # left, right, top: 99 x 40 px, the bottom side missing
+    margin = 7 + 10  # relax + 0.1 of the longer side (99 px), rounded
+    assert three.box == (100 - margin, 50 - margin, 199 + margin + 1, 90 + margin + 1), (
+        f"box {three.box} does not add partial_relax 0.1 of the points' box to relax 7"
+    )
+
+
 def test_providers_are_the_ones_in_use(red_segmenter):
     ort = pytest.importorskip("onnxruntime")
     installed = ort.get_available_providers()

@@ -71,3 +71,17 @@ def test_a_cache_from_before_the_manifest_is_used_with_a_warning(tmp_path, horse
     (tmp_path / "plain" / MANIFEST).unlink()
     with pytest.warns(UserWarning, match="cannot be checked"):
         _pixel_cache(tmp_path, horses_root, "plain")
+
+
+def test_three_point_crops_take_partial_relax_and_record_it(tmp_path, horses_root):
+    source = build_source({"kind": "folder", "root": str(horses_root), "max_instances": 3})
+    build_cache(source, [0, 1, 2], SPEC, None, tmp_path / "three", progress=False, crop_points=3)
+    wider = InputSpec(input_size=64, relax=10, partial_relax=0.3, input_channels=("rgb", "sfg"))
+    with pytest.raises(ValueError, match=r"partial_relax None -> 0.3"):  # the same folder, crops made without it
+        build_cache(source, [0, 1, 2], wider, None, tmp_path / "three", progress=False, crop_points=3)
+    build_cache(source, [0, 1, 2], SPEC, None, tmp_path / "four", progress=False)
+    build_cache(source, [0, 1, 2], wider, None, tmp_path / "four", progress=False)  # four points: crops as before
+    build_cache(source, [0, 1, 2], wider, None, tmp_path / "three_wide", progress=False, crop_points=3)
+    narrow, wide = FeatureCache.load([tmp_path / "three"]), FeatureCache.load([tmp_path / "three_wide"])
+    spans = [np.ptp(cache.crop_points(0), axis=0).max() for cache in (narrow, wide)]
+    assert spans[1] < spans[0], f"with partial_relax 0.3 the points must span less of the canvas, got {spans}"
