@@ -12,6 +12,11 @@ through the export graph, must reproduce the file on random input.
     python experiments/recover_decoder.py --decoder fairs_sdk/models/default.decoder.onnx \\
         --config training/configs/default_u2_clicks.yaml -o runs/v22_recovered.pt
     fairs-export bundle runs/v22_recovered.pt -o OUT --stem default --flip-average   # the same files again
+
+``--set KEY=VALUE`` overrides a config entry as ``fairs-train refine`` does. An input
+spec entry that does not shape the decoder, such as ``input.partial_relax=0.1`` (the crop
+margin for fewer than four points), gives the same weights with that setting in the
+checkpoint, and so in the exported files' metadata.
 """
 
 from __future__ import annotations
@@ -65,9 +70,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decoder", type=Path, required=True, help="the <stem>.decoder.onnx part")
     parser.add_argument("--config", type=Path, required=True, help="the refine config the decoder was trained with")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                        help="override a config entry, as fairs-train refine does (e.g. input.partial_relax=0.1)")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
-    config = load_refine_config(args.config)
+    config = load_refine_config(args.config, args.set)
     decoder = refine_decoder(config.spec, **config.decoder_options).eval()
     decoder.load_state_dict(recovered_state(args.decoder, decoder.state_dict()))
     extra = read_metadata(args.decoder).extra
