@@ -16,6 +16,7 @@ where a file is written or a file where a folder is, bad options) print one line
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -70,6 +71,8 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
 
     check_output_folder(args.output, "-o")
     model, summary = load_refine_checkpoint(args.checkpoint, args.u2netp)
+    if args.partial_relax is not None:  # a crop setting of the runtime's: the weights stay as trained
+        model.spec = replace(model.spec, partial_relax=args.partial_relax)
     bundle = export_bundle(model, args.output, args.stem, opset=args.opset, atol=args.atol, extra=summary,
                            flip_average=args.flip_average)
     for path, name in ((bundle.combined, "combined"), (bundle.image_encoder, "image_encoder"), (bundle.decoder, "decoder")):
@@ -186,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip-average", action="store_true",
                    help="average each prediction with the mirrored crop's (the default model's setting; "
                         "about 2x encoder and decoder time)")
+    p.add_argument("--partial-relax", type=_non_negative_float, default=None, metavar="FRACTION",
+                   help="write this input.partial_relax into the metadata instead of the checkpoint's: for fewer "
+                        "than four extreme points the crop margin grows by this fraction of the points' box's "
+                        "longer side (the default model: 0.1)")
     p.set_defaults(run=_cmd_bundle)
 
     p = sub.add_parser("quantize", help="fp32 ONNX -> fp16 or int8 ONNX (attention in fp32)")

@@ -194,21 +194,50 @@ def test_part_profiles_for_tensorrt_come_from_the_graph():
         part_profile_shapes("image_encoder", dims, "d.onnx")
 
 
-def test_bundle_command_exports_a_refine_checkpoint(tmp_path, fake_u2netp, trained_decoder, capsys):
-    from fairs_sdk import Segmenter
-    from fairs_sdk.export.cli import main
-
+def _refine_checkpoint(tmp_path, decoder):
+    """A stage-2-like refine checkpoint of ``decoder`` (width 16, SPEC), saved as last.pt."""
     source = {"kind": "folder", "root": "unused", "max_instances": 1}
     config = {"u2netp_weights": "missing.onnx", "output_dir": "run", "input": SPEC.to_dict(), "width": 16,
               "train": [{"name": "t", "source": source}], "val": {"name": "v", "source": source}}
     checkpoint = tmp_path / "last.pt"
-    torch.save({"model": trained_decoder.state_dict(), "config": config, "step": 7}, checkpoint)
+    torch.save({"model": decoder.state_dict(), "config": config, "step": 7}, checkpoint)
+    return checkpoint
+
+
+def test_bundle_command_exports_a_refine_checkpoint(tmp_path, fake_u2netp, trained_decoder, capsys):
+    from fairs_sdk import Segmenter
+    from fairs_sdk.export.cli import main
+
+    checkpoint = _refine_checkpoint(tmp_path, trained_decoder)
     status = main(["bundle", str(checkpoint), "-o", str(tmp_path / "out"), "--stem", "m", "--u2netp", str(fake_u2netp[0])])
     assert status == 0, capsys.readouterr().err
     assert capsys.readouterr().out.count("wrote ") == 3
     meta = read_metadata(tmp_path / "out" / "m.onnx")
     assert meta.extra["step"] == 7 and meta.extra["checkpoint"] == "last.pt", meta.extra
     assert Segmenter(tmp_path / "out" / "m.onnx", warmup=False).two_part
+
+
+def test_bundle_command_writes_partial_relax_into_every_file(tmp_path, fake_u2netp, trained_decoder, capsys):
+    from fairs_sdk import Segmenter
+    from fairs_sdk.export.cli import main
+
+    checkpoint = _refine_checkpoint(tmp_path, trained_decoder)
+    out = tmp_path / "out"
+    status = main(["bundle", str(checkpoint), "-o", str(out), "--stem", "m", "--u2netp", str(fake_u2netp[0]),
+                   "--partial-relax", "0.1"])
+    assert status == 0, capsys.readouterr().err
+    found = {name: read_metadata(out / name).input_spec.partial_relax for name in ("m.onnx", "m.encoder.onnx", "m.decoder.onnx")}
+    assert found == dict.fromkeys(found, 0.1), f"partial_relax per file: {found}"
+    assert Segmenter(out / "m.onnx", warmup=False).spec.partial_relax == 0.1
+
+
+def test_bundle_command_refuses_a_negative_partial_relax(tmp_path, trained_decoder, capsys):
+    from fairs_sdk.export.cli import main
+
+    checkpoint = _refine_checkpoint(tmp_path, trained_decoder)
+    with pytest.raises(SystemExit):
+        main(["bundle", str(checkpoint), "-o", str(tmp_path / "out"), "--partial-relax", "-0.1"])
+    assert "must be a finite number >= 0" in capsys.readouterr().err
 
 
 def test_bundle_command_refuses_an_end_to_end_checkpoint(tmp_path, trained_decoder, capsys):
