@@ -16,8 +16,8 @@ where a file is written or a file where a folder is, bad options) print one line
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 

@@ -19,8 +19,8 @@ With a two-part model (:attr:`~fairs_sdk.Segmenter.two_part`) the session runs t
 image encoder once per crop box (:meth:`~fairs_sdk.Segmenter.embed`) and each click
 runs only the decoder on the new guidance planes. The crop box changes only when a
 positive click falls outside the bounding box of the points so far (SPEC 2: the
-box is theirs, enlarged by ``relax``, or ``partial_relax`` for fewer than four
-extreme points): the encoder then runs again on the new crop.
+box is theirs, enlarged by ``relax``, and for fewer than four extreme points by
+``partial_relax`` of its longer side too): the encoder then runs again on the new crop.
 The embeddings of the last :data:`EMBEDDING_CACHE` crop boxes are kept, so undoing a
 click that moved the box does not run the encoder.
 
