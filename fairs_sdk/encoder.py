@@ -66,12 +66,15 @@ class InputEncoder:
         self.channels = spec.input_channels
         self.channel_count = spec.channel_count
 
-    def crop_box(self, extreme: np.ndarray, positive: np.ndarray = _NO_POINTS) -> tuple[int, int, int, int]:
-        """Box of the extreme points and positive clicks enlarged by ``relax`` (SPEC 2), and for
-        fewer than four extreme points by ``partial_relax`` of its longer side too."""
+    def margin(self, extreme: np.ndarray, positive: np.ndarray = _NO_POINTS) -> int:
+        """The crop margin, image px: ``relax`` (SPEC 2), and for fewer than four extreme points
+        also ``partial_relax`` of the longer side of the points' and positive clicks' box."""
         points = np.concatenate([extreme, positive])
-        side = float(np.ptp(points, axis=0).max()) if len(points) else 0.0
-        return crop.crop_box(points, self.spec.relax_for(len(extreme), side))
+        return self.spec.relax_for(len(extreme), float(np.ptp(points, axis=0).max()))
+
+    def crop_box(self, extreme: np.ndarray, positive: np.ndarray = _NO_POINTS) -> tuple[int, int, int, int]:
+        """Box of the extreme points and positive clicks enlarged by :meth:`margin`."""
+        return crop.crop_box(np.concatenate([extreme, positive]), self.margin(extreme, positive))
 
     def crop_pixels(self, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(S, S, 3) uint8 zero-padded crop of an (H, W, 3) uint8 image."""

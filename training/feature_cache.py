@@ -102,8 +102,7 @@ def build_cache(
             if crop_jitter:
                 rng = np.random.default_rng([11, int(index)])
                 moved = kept + rng.uniform(-JITTER_NOISE, JITTER_NOISE, size=kept.shape)
-                relax = spec.relax_for(len(kept), float(np.ptp(kept, axis=0).max()))
-                box = crop_box(moved, int(round(relax * rng.uniform(*JITTER_RELAX))))
+                box = crop_box(moved, int(round(encode.margin(kept) * rng.uniform(*JITTER_RELAX))))
             else:
                 box = encode.crop_box(kept)
             pixels = encode.crop_pixels(image, box)
