@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from fairs_sdk.cli import OneLineParser, bounded_int, check_not_folder, check_output_folder, error_line, one_line
+from fairs_sdk.config import PARTIAL_RELAX_SIDES
 from fairs_sdk.extras import exit_on_missing_extra
 
 __all__ = ["main", "build_parser"]
@@ -71,8 +72,12 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
 
     check_output_folder(args.output, "-o")
     model, summary = load_refine_checkpoint(args.checkpoint, args.u2netp)
-    if args.partial_relax is not None:  # a crop setting of the runtime's: the weights stay as trained
-        model.spec = replace(model.spec, partial_relax=args.partial_relax)
+    # crop settings of the runtime's: the weights stay as trained
+    crop_settings = {"relax": args.relax, "partial_relax": args.partial_relax,
+                     "partial_relax_sides": args.partial_relax_sides}
+    crop_settings = {k: v for k, v in crop_settings.items() if v is not None}
+    if crop_settings:
+        model.spec = replace(model.spec, **crop_settings)
     bundle = export_bundle(model, args.output, args.stem, opset=args.opset, atol=args.atol, extra=summary,
                            flip_average=args.flip_average)
     for path, name in ((bundle.combined, "combined"), (bundle.image_encoder, "image_encoder"), (bundle.decoder, "decoder")):
@@ -189,10 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip-average", action="store_true",
                    help="average each prediction with the mirrored crop's (the default model's setting; "
                         "about 2x encoder and decoder time)")
+    p.add_argument("--relax", type=bounded_int(0, 10_000), default=None, metavar="PX",
+                   help="write this input.relax into the metadata instead of the checkpoint's: the crop's margin "
+                        "around the points' box, image px")
     p.add_argument("--partial-relax", type=_non_negative_float, default=None, metavar="FRACTION",
                    help="write this input.partial_relax into the metadata instead of the checkpoint's: for fewer "
                         "than four extreme points the crop margin grows by this fraction of the points' box's "
-                        "longer side (the default model: 0.1)")
+                        "longer side (the default model: 0.2)")
+    p.add_argument("--partial-relax-sides", choices=PARTIAL_RELAX_SIDES, default=None,
+                   help="write this input.partial_relax_sides into the metadata instead of the checkpoint's: the "
+                        "sides partial_relax widens, all four or the two at the points' box's corner (the default "
+                        "model: corner)")
     p.set_defaults(run=_cmd_bundle)
 
     p = sub.add_parser("quantize", help="fp32 ONNX -> fp16 or int8 ONNX (attention in fp32)")

@@ -17,12 +17,17 @@ from typing import Any
 
 from fairs_sdk.sfg import BETA, KAPPA, SIGMA
 
-__all__ = ["InputSpec", "CHANNEL_WIDTHS", "DEFAULT_CHANNELS"]
+__all__ = ["InputSpec", "CHANNEL_WIDTHS", "DEFAULT_CHANNELS", "CROP_SIDES", "PARTIAL_RELAX_SIDES"]
 
 #: SPEC 1b: every input channel name a model may declare, and how many planes it takes.
 CHANNEL_WIDTHS: dict[str, int] = {"rgb": 3, "sfg": 1, "positive_clicks": 1, "negative_clicks": 1}
 #: The paper's model; what a model whose metadata lists no channels takes.
 DEFAULT_CHANNELS: tuple[str, ...] = ("rgb", "sfg")
+#: The sides of a crop box, in the order per-side margins are given.
+CROP_SIDES: tuple[str, ...] = ("left", "top", "right", "bottom")
+#: Which sides of the crop ``partial_relax`` widens: every side, or only the sides at a
+#: corner of the points' box (:func:`fairs_sdk.crop.corner_sides`).
+PARTIAL_RELAX_SIDES: tuple[str, ...] = ("all", "corner")
 
 
 def _is_number(value: Any) -> bool:
@@ -61,6 +66,9 @@ class InputSpec:
             fraction of the longer side of the points' box (0: ``relax`` alone). Their
             box then misses a side of the object (three of DAVIS-345's four points hold
             83 % of it), by more the larger the object.
+        partial_relax_sides: where ``partial_relax`` goes: ``"all"`` sides, or only the
+            ``"corner"`` sides, the two sides of the point that touches two sides of the
+            points' box (with three points the open side is one of them).
         beta, kappa, sigma: SFG parameters (SPEC 1).
         threshold: probability at or above which a pixel is object.
         mean, std: per-channel RGB normalisation on [0, 1] pixel values.
@@ -71,6 +79,7 @@ class InputSpec:
     input_size: int = 512
     relax: int = 50
     partial_relax: float = 0.0
+    partial_relax_sides: str = "all"
     beta: float = BETA
     kappa: float = KAPPA
     sigma: float = SIGMA
@@ -86,6 +95,8 @@ class InputSpec:
         set_(self, "input_size", _integer("input_size", self.input_size, minimum=16))
         set_(self, "relax", _integer("relax", self.relax, minimum=0))
         set_(self, "partial_relax", _real("partial_relax", self.partial_relax, ">= 0", lambda v: v >= 0))
+        if self.partial_relax_sides not in PARTIAL_RELAX_SIDES:
+            raise ValueError(f"partial_relax_sides must be one of {list(PARTIAL_RELAX_SIDES)}, got {self.partial_relax_sides!r}")
         set_(self, "beta", _real("beta", self.beta, "> 0", lambda v: v > 0))
         set_(self, "kappa", _real("kappa", self.kappa, ">= 1 (a Minkowski norm order)", lambda v: v >= 1))
         set_(self, "sigma", _real("sigma", self.sigma, "> 0", lambda v: v > 0))
@@ -107,19 +118,25 @@ class InputSpec:
         """C, the number of input planes: 3 for ``rgb`` and 1 for each other channel."""
         return sum(CHANNEL_WIDTHS[n] for n in self.input_channels)
 
-    def relax_for(self, extreme_count: int, box_side: float) -> int:
-        """The crop margin, image px, for ``extreme_count`` extreme points whose box (with
-        any positive clicks) has ``box_side`` px as its longer side."""
-        if extreme_count < 4:
-            return self.relax + round(self.partial_relax * box_side)
-        return self.relax
+    def margins_for(
+        self, extreme_count: int, box_side: float, corner: frozenset[str] = frozenset()
+    ) -> tuple[int, int, int, int]:
+        """The crop's margins, image px, as (left, top, right, bottom), for ``extreme_count``
+        extreme points whose box (with any positive clicks) has ``box_side`` px as its longer
+        side and ``corner`` as its corner sides (:func:`fairs_sdk.crop.corner_sides`)."""
+        extra = round(self.partial_relax * box_side) if extreme_count < 4 else 0
+        wide = CROP_SIDES if self.partial_relax_sides == "all" else corner
+        return tuple(self.relax + (extra if side in wide else 0) for side in CROP_SIDES)  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists); ``partial_relax`` only when not 0, so
-        that a model without it stays readable by runtimes that predate it."""
+        """Plain JSON-able dict (tuples become lists); ``partial_relax`` only when not 0 and
+        ``partial_relax_sides`` only when not ``"all"``, so that a model without them stays
+        readable by runtimes that predate them."""
         values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
         if not values["partial_relax"]:
             del values["partial_relax"]
+        if values["partial_relax_sides"] == "all":
+            del values["partial_relax_sides"]
         return values
 
     @classmethod

@@ -9,26 +9,46 @@ image read as zeros (never clamped), as in training.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
-__all__ = ["crop_box", "crop_resize", "to_canvas", "paste_back"]
+from fairs_sdk.config import CROP_SIDES
+
+__all__ = ["crop_box", "corner_sides", "crop_resize", "to_canvas", "paste_back"]
 
 
-def crop_box(points: np.ndarray, relax: int) -> tuple[int, int, int, int]:
+def crop_box(points: np.ndarray, relax: int | Sequence[int]) -> tuple[int, int, int, int]:
     """Bounding box of ``points`` ((n, 2) as (x, y)) enlarged by ``relax`` px on each side.
 
+    ``relax`` is one margin for every side, or four: (left, top, right, bottom).
     Returns (x0, y0, x1, y1), half-open; it may extend past the image.
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if pts.shape[0] == 0 or not np.all(np.isfinite(pts)):
         raise ValueError(f"crop_box needs finite (x, y) points, got {pts.tolist()}")
-    x0 = math.floor(pts[:, 0].min()) - relax
-    y0 = math.floor(pts[:, 1].min()) - relax
-    x1 = math.floor(pts[:, 0].max()) + relax + 1
-    y1 = math.floor(pts[:, 1].max()) + relax + 1
+    left, top, right, bottom = (relax,) * 4 if isinstance(relax, (int, np.integer)) else relax
+    x0 = math.floor(pts[:, 0].min()) - left
+    y0 = math.floor(pts[:, 1].min()) - top
+    x1 = math.floor(pts[:, 0].max()) + right + 1
+    y1 = math.floor(pts[:, 1].max()) + bottom + 1
     return int(x0), int(y0), int(x1), int(y1)
+
+
+def corner_sides(points: np.ndarray) -> frozenset[str]:
+    """Sides of the points' box (names from :data:`~fairs_sdk.config.CROP_SIDES`) touched by a
+    point that touches two of them.
+
+    ``points`` is (n, 2) (x, y). Three extreme points leave one side of the object's box
+    open, and one of them then sits on a corner of their box: the open side is one of
+    that point's two sides. Empty when no point touches two sides.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    touched = np.stack([pts[:, 0] == lo[0], pts[:, 1] == lo[1], pts[:, 0] == hi[0], pts[:, 1] == hi[1]], axis=1)
+    on_corner = touched[touched.sum(axis=1) >= 2].any(axis=0)
+    return frozenset(side for side, hit in zip(CROP_SIDES, on_corner) if hit)
 
 
 def _pad_crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

@@ -66,15 +66,16 @@ class InputEncoder:
         self.channels = spec.input_channels
         self.channel_count = spec.channel_count
 
-    def margin(self, extreme: np.ndarray, positive: np.ndarray = _NO_POINTS) -> int:
-        """The crop margin, image px: ``relax`` (SPEC 2), and for fewer than four extreme points
-        also ``partial_relax`` of the longer side of the points' and positive clicks' box."""
+    def margins(self, extreme: np.ndarray, positive: np.ndarray = _NO_POINTS) -> tuple[int, int, int, int]:
+        """The crop's margins, image px, (left, top, right, bottom): ``relax`` (SPEC 2), and for
+        fewer than four extreme points also ``partial_relax`` of the longer side of the points'
+        and positive clicks' box, on the sides ``partial_relax_sides`` names."""
         points = np.concatenate([extreme, positive])
-        return self.spec.relax_for(len(extreme), float(np.ptp(points, axis=0).max()))
+        return self.spec.margins_for(len(extreme), float(np.ptp(points, axis=0).max()), crop.corner_sides(points))
 
     def crop_box(self, extreme: np.ndarray, positive: np.ndarray = _NO_POINTS) -> tuple[int, int, int, int]:
-        """Box of the extreme points and positive clicks enlarged by :meth:`margin`."""
-        return crop.crop_box(np.concatenate([extreme, positive]), self.margin(extreme, positive))
+        """Box of the extreme points and positive clicks enlarged by :meth:`margins`."""
+        return crop.crop_box(np.concatenate([extreme, positive]), self.margins(extreme, positive))
 
     def crop_pixels(self, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(S, S, 3) uint8 zero-padded crop of an (H, W, 3) uint8 image."""

@@ -20,7 +20,8 @@ image encoder once per crop box (:meth:`~fairs_sdk.Segmenter.embed`) and each cl
 runs only the decoder on the new guidance planes. The crop box changes only when a
 positive click falls outside the bounding box of the points so far (SPEC 2: the
 box is theirs, enlarged by ``relax``, and for fewer than four extreme points by
-``partial_relax`` of its longer side too): the encoder then runs again on the new crop.
+``partial_relax`` of its longer side too, on the sides ``partial_relax_sides`` names):
+the encoder then runs again on the new crop.
 The embeddings of the last :data:`EMBEDDING_CACHE` crop boxes are kept, so undoing a
 click that moved the box does not run the encoder.
 

@@ -72,6 +72,8 @@ def build_cache(
         "crop_points": crop_points, "crop_jitter": crop_jitter, "kind": "features" if encoder is not None else "pixels",
         # written only where it shapes the crops, so that older caches keep matching
         **({"partial_relax": spec.partial_relax} if crop_points == 3 and spec.partial_relax else {}),
+        **({"partial_relax_sides": spec.partial_relax_sides}
+           if crop_points == 3 and spec.partial_relax and spec.partial_relax_sides != "all" else {}),
     })
     encode = InputEncoder(spec)
     size = spec.input_size
@@ -102,7 +104,8 @@ def build_cache(
             if crop_jitter:
                 rng = np.random.default_rng([11, int(index)])
                 moved = kept + rng.uniform(-JITTER_NOISE, JITTER_NOISE, size=kept.shape)
-                box = crop_box(moved, int(round(encode.margin(kept) * rng.uniform(*JITTER_RELAX))))
+                scale = rng.uniform(*JITTER_RELAX)
+                box = crop_box(moved, tuple(int(round(m * scale)) for m in encode.margins(kept)))
             else:
                 box = encode.crop_box(kept)
             pixels = encode.crop_pixels(image, box)

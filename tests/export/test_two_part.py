@@ -217,18 +217,20 @@ def test_bundle_command_exports_a_refine_checkpoint(tmp_path, fake_u2netp, train
     assert Segmenter(tmp_path / "out" / "m.onnx", warmup=False).two_part
 
 
-def test_bundle_command_writes_partial_relax_into_every_file(tmp_path, fake_u2netp, trained_decoder, capsys):
+def test_bundle_command_writes_the_crop_settings_into_every_file(tmp_path, fake_u2netp, trained_decoder, capsys):
     from fairs_sdk import Segmenter
     from fairs_sdk.export.cli import main
 
     checkpoint = _refine_checkpoint(tmp_path, trained_decoder)
     out = tmp_path / "out"
     status = main(["bundle", str(checkpoint), "-o", str(out), "--stem", "m", "--u2netp", str(fake_u2netp[0]),
-                   "--partial-relax", "0.1"])
+                   "--relax", "21", "--partial-relax", "0.1", "--partial-relax-sides", "corner"])
     assert status == 0, capsys.readouterr().err
-    found = {name: read_metadata(out / name).input_spec.partial_relax for name in ("m.onnx", "m.encoder.onnx", "m.decoder.onnx")}
-    assert found == dict.fromkeys(found, 0.1), f"partial_relax per file: {found}"
-    assert Segmenter(out / "m.onnx", warmup=False).spec.partial_relax == 0.1
+    specs = {name: read_metadata(out / name).input_spec for name in ("m.onnx", "m.encoder.onnx", "m.decoder.onnx")}
+    found = {name: (spec.relax, spec.partial_relax, spec.partial_relax_sides) for name, spec in specs.items()}
+    assert found == dict.fromkeys(found, (21, 0.1, "corner")), f"(relax, partial_relax, partial_relax_sides) per file: {found}"
+    spec = Segmenter(out / "m.onnx", warmup=False).spec
+    assert (spec.relax, spec.partial_relax, spec.partial_relax_sides) == (21, 0.1, "corner"), f"the runtime reads {spec}"
 
 
 def test_bundle_command_refuses_a_negative_partial_relax(tmp_path, trained_decoder, capsys):

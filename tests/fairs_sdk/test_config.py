@@ -105,18 +105,50 @@ def test_input_spec_json_must_be_an_object():
 
 def test_partial_relax_widens_the_margin_only_below_four_extreme_points():
     spec = InputSpec(relax=30, partial_relax=0.2)
-    got = [spec.relax_for(n, box_side=200.0) for n in (2, 3, 4, 5)]
-    assert got == [70, 70, 30, 30], f"margins for 2, 3, 4, 5 points should be 70, 70, 30, 30, got {got}"
+    got = [spec.margins_for(n, box_side=200.0) for n in (2, 3, 4, 5)]
+    assert got == [(70,) * 4, (70,) * 4, (30,) * 4, (30,) * 4], (
+        f"margins for 2, 3, 4, 5 points should be 70, 70, 30, 30 on every side, got {got}"
+    )
 
 
 def test_partial_relax_grows_with_the_box():
     spec = InputSpec(relax=30, partial_relax=0.2)
-    assert spec.relax_for(3, box_side=50.0) == 40 and spec.relax_for(3, box_side=500.0) == 130
+    assert spec.margins_for(3, box_side=50.0) == (40,) * 4 and spec.margins_for(3, box_side=500.0) == (130,) * 4
 
 
 def test_without_partial_relax_every_point_count_takes_relax():
     spec = InputSpec(relax=30)
-    assert {spec.relax_for(n, box_side=300.0) for n in (2, 3, 4)} == {30}
+    assert {spec.margins_for(n, box_side=300.0) for n in (2, 3, 4)} == {(30,) * 4}
+
+
+def test_corner_partial_relax_widens_only_the_corner_sides():
+    spec = InputSpec(relax=30, partial_relax=0.2, partial_relax_sides="corner")
+    got = spec.margins_for(3, box_side=200.0, corner=frozenset({"left", "bottom"}))
+    assert got == (70, 30, 30, 70), f"(left, top, right, bottom) should be (70, 30, 30, 70), got {got}"
+
+
+def test_corner_partial_relax_leaves_four_points_alone():
+    spec = InputSpec(relax=30, partial_relax=0.2, partial_relax_sides="corner")
+    assert spec.margins_for(4, box_side=200.0, corner=frozenset({"left", "top"})) == (30,) * 4
+
+
+def test_all_sides_partial_relax_ignores_the_corner():
+    spec = InputSpec(relax=30, partial_relax=0.2)
+    assert spec.margins_for(3, box_side=200.0, corner=frozenset({"left"})) == (70,) * 4
+
+
+@pytest.mark.parametrize("value", ["open", "", None, ["corner"], 1])
+def test_bad_partial_relax_sides_is_rejected(value):
+    with pytest.raises(ValueError, match="partial_relax_sides must be one of"):
+        InputSpec(partial_relax_sides=value)
+
+
+def test_partial_relax_sides_survives_json_and_is_left_out_when_all():
+    spec = InputSpec(relax=30, partial_relax=0.2, partial_relax_sides="corner")
+    assert InputSpec.from_json(spec.to_json()) == spec
+    assert "partial_relax_sides" not in InputSpec(relax=30, partial_relax=0.2).to_dict(), (
+        "partial_relax_sides 'all' must not be written: runtimes that predate it refuse unknown fields"
+    )
 
 
 @pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf"), True, "0.2", None])

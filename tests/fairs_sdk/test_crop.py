@@ -4,12 +4,33 @@ import cv2
 import numpy as np
 import pytest
 
-from fairs_sdk.crop import crop_box, crop_resize, paste_back, to_canvas
+from fairs_sdk.crop import corner_sides, crop_box, crop_resize, paste_back, to_canvas
 
 
 def test_crop_box_is_points_box_enlarged_by_relax_half_open():
     box = crop_box(np.array([(10.2, 20.0), (70.0, 90.9), (40.0, 55.0)]), relax=50)
     assert box == (-40, -30, 121, 141), f"got {box}"
+
+
+def test_crop_box_takes_a_margin_per_side():
+    box = crop_box(np.array([(10.2, 20.0), (70.0, 90.9), (40.0, 55.0)]), relax=(1, 2, 3, 4))
+    assert box == (9, 18, 74, 95), f"margins (left, top, right, bottom) = (1, 2, 3, 4) should give (9, 18, 74, 95), got {box}"
+
+
+def test_corner_sides_are_the_sides_of_the_point_on_a_corner():
+    # left (10, 20) is also the top-most point; right (70, 50) and bottom (40, 90) touch one side each
+    sides = corner_sides(np.array([(10.0, 20.0), (70.0, 50.0), (40.0, 90.0)]))
+    assert sides == {"left", "top"}, f"got {sorted(sides)}"
+
+
+def test_corner_sides_of_two_corner_points_are_all_their_sides():
+    sides = corner_sides(np.array([(100.0, 90.0), (199.0, 90.0), (150.0, 50.0)]))  # left, right, top
+    assert sides == {"left", "right", "bottom"}, f"got {sorted(sides)}"
+
+
+def test_corner_sides_are_empty_when_each_point_touches_one_side():
+    sides = corner_sides(np.array([(0.0, 5.0), (10.0, 5.0), (5.0, 0.0), (5.0, 10.0)]))
+    assert sides == set(), f"four points on four sides leave no corner, got {sorted(sides)}"
 
 
 def test_crop_box_rejects_nan():

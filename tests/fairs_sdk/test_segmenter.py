@@ -123,6 +123,19 @@ def test_three_points_crop_with_the_models_partial_relax(tmp_path):
     )
 
 
+def test_three_points_widen_only_the_corner_sides_when_the_model_says_so(tmp_path):
+    spec = InputSpec(input_size=32, relax=7, partial_relax=0.1, partial_relax_sides="corner")
+    seg = Segmenter(make_echo_model(tmp_path / "corner.onnx", channel=0, scale=1 / 255, spec=spec))
+    assert seg.segment(rect_image(), RECT_POINTS).box == (93, 43, 207, 137), "four points must take relax (7) alone"
+    # left, right, bottom: the bottom point touches one side; left (100, 90) is the top-left corner
+    points = [(100, 90), (199, 100), (150, 129)]
+    margin = 7 + 10  # relax + 0.1 of the longer side (99 px), rounded, on the left and top only
+    box = seg.segment(rect_image(), points).box
+    assert box == (100 - margin, 90 - margin, 199 + 7 + 1, 129 + 7 + 1), (
+        f"box {box} should widen only the left and top sides (the corner point's) by partial_relax"
+    )
+
+
 def test_providers_are_the_ones_in_use(red_segmenter):
     ort = pytest.importorskip("onnxruntime")
     installed = ort.get_available_providers()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,16 @@ def test_three_point_crops_take_partial_relax_and_record_it(tmp_path, horses_roo
     narrow, wide = FeatureCache.load([tmp_path / "three"]), FeatureCache.load([tmp_path / "three_wide"])
     spans = [np.ptp(cache.crop_points(0), axis=0).max() for cache in (narrow, wide)]
     assert spans[1] < spans[0], f"with partial_relax 0.3 the points must span less of the canvas, got {spans}"
+
+
+def test_three_point_crops_record_corner_partial_relax_sides(tmp_path, horses_root):
+    source = build_source({"kind": "folder", "root": str(horses_root), "max_instances": 3})
+    every_side = InputSpec(input_size=64, relax=10, partial_relax=0.3, input_channels=("rgb", "sfg"))
+    corner = dataclasses.replace(every_side, partial_relax_sides="corner")
+    build_cache(source, [0, 1, 2], every_side, None, tmp_path / "three", progress=False, crop_points=3)
+    with pytest.raises(ValueError, match=r"partial_relax_sides None -> 'corner'"):  # crops made on every side
+        build_cache(source, [0, 1, 2], corner, None, tmp_path / "three", progress=False, crop_points=3)
+    build_cache(source, [0, 1, 2], corner, None, tmp_path / "three_corner", progress=False, crop_points=3)
+    wide, narrow = FeatureCache.load([tmp_path / "three"]), FeatureCache.load([tmp_path / "three_corner"])
+    spans = [np.ptp(cache.crop_points(0), axis=0).max() for cache in (wide, narrow)]
+    assert spans[1] > spans[0], f"widening two sides only must leave the points a larger part of the canvas, got {spans}"
