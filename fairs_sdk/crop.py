@@ -28,7 +28,10 @@ def crop_box(points: np.ndarray, relax: int | Sequence[int]) -> tuple[int, int, 
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if pts.shape[0] == 0 or not np.all(np.isfinite(pts)):
         raise ValueError(f"crop_box needs finite (x, y) points, got {pts.tolist()}")
-    left, top, right, bottom = (relax,) * 4 if isinstance(relax, (int, np.integer)) else relax
+    margins = (relax,) * 4 if isinstance(relax, (int, np.integer)) else tuple(relax)
+    if len(margins) != 4:
+        raise ValueError(f"crop_box takes one margin or four (left, top, right, bottom), got {relax!r}")
+    left, top, right, bottom = margins
     x0 = math.floor(pts[:, 0].min()) - left
     y0 = math.floor(pts[:, 1].min()) - top
     x1 = math.floor(pts[:, 0].max()) + right + 1

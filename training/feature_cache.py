@@ -104,7 +104,7 @@ def build_cache(
             if crop_jitter:
                 rng = np.random.default_rng([11, int(index)])
                 moved = kept + rng.uniform(-JITTER_NOISE, JITTER_NOISE, size=kept.shape)
-                scale = rng.uniform(*JITTER_RELAX)
+                scale = rng.uniform(*JITTER_RELAX)  # the margins' sides come from the points as found
                 box = crop_box(moved, tuple(int(round(m * scale)) for m in encode.margins(kept)))
             else:
                 box = encode.crop_box(kept)

@@ -17,6 +17,11 @@ def test_crop_box_takes_a_margin_per_side():
     assert box == (9, 18, 74, 95), f"margins (left, top, right, bottom) = (1, 2, 3, 4) should give (9, 18, 74, 95), got {box}"
 
 
+def test_crop_box_refuses_a_margin_list_that_is_not_four_long():
+    with pytest.raises(ValueError, match="one margin or four"):
+        crop_box(np.array([(10.0, 20.0)]), relax=(1, 2))
+
+
 def test_corner_sides_are_the_sides_of_the_point_on_a_corner():
     # left (10, 20) is also the top-most point; right (70, 50) and bottom (40, 90) touch one side each
     sides = corner_sides(np.array([(10.0, 20.0), (70.0, 50.0), (40.0, 90.0)]))
