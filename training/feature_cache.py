@@ -70,10 +70,10 @@ def build_cache(
     _check_manifest(folder, {
         "source": source.name, "instances": len(indices), "input_size": spec.input_size, "relax": spec.relax,
         "crop_points": crop_points, "crop_jitter": crop_jitter, "kind": "features" if encoder is not None else "pixels",
-        # written only where it shapes the crops, so that older caches keep matching
-        **({"partial_relax": spec.partial_relax} if crop_points == 3 and spec.partial_relax else {}),
-        **({"partial_relax_sides": spec.partial_relax_sides}
-           if crop_points == 3 and spec.partial_relax and spec.partial_relax_sides != "all" else {}),
+        # written only where they shape the crops (as InputSpec.to_dict leaves out their defaults),
+        # so that older caches keep matching
+        **({k: v for k, v in spec.to_dict().items() if k in ("partial_relax", "partial_relax_sides")}
+           if crop_points == 3 and spec.partial_relax else {}),
     })
     encode = InputEncoder(spec)
     size = spec.input_size
